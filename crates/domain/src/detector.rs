@@ -29,8 +29,6 @@ pub enum Verdict {
     NotEnoughHistory {
         /// Earlier amounts available.
         have: usize,
-        /// Earlier amounts required.
-        need: usize,
     },
     /// The amount was judged.
     Scored(Score),
@@ -166,10 +164,7 @@ impl Detector for RollingMean {
     fn assess(&self, previous: &[Amount], amount: Amount) -> Verdict {
         let window = &previous[previous.len().saturating_sub(self.window)..];
         if window.len() < self.min_history {
-            return Verdict::NotEnoughHistory {
-                have: window.len(),
-                need: self.min_history,
-            };
+            return Verdict::NotEnoughHistory { have: window.len() };
         }
         let sum: f64 = window.iter().map(Amount::to_f64).sum();
         let mean = sum / window.len() as f64;

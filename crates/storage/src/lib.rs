@@ -1,1 +1,28 @@
-//! placeholder
+//! PostgreSQL storage of scored transactions.
+//!
+//! Main types: [`StorageConfig`] and [`connect`] for the connection pool,
+//! [`migrate`] for the embedded, append-only migrations from `migrations/`,
+//! and [`TransactionRepository`] for everything the service reads and writes:
+//! one insert, bulk insert by binary `COPY` ([`BulkInsert`]), the keyset
+//! history query ([`PageQuery`], [`Page`]), the distinct users, and a user's
+//! latest amounts. [`StorageError`] classifies driver errors so no caller
+//! inspects SQLSTATEs.
+//!
+//! Depends on `domain` for the types it stores. It must never depend on
+//! Redis (`cache`), HTTP (`http`) or configuration loading: callers hand it a
+//! [`StorageConfig`].
+
+mod config;
+mod error;
+mod migrate;
+mod pool;
+mod transactions;
+
+#[cfg(feature = "test-helpers")]
+pub mod testing;
+
+pub use config::StorageConfig;
+pub use error::StorageError;
+pub use migrate::{ensure_database, migrate};
+pub use pool::{PgPool, connect};
+pub use transactions::{BulkInsert, Page, PageQuery, Position, TransactionRepository};

@@ -1,0 +1,75 @@
+//! Connection settings.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// How to reach PostgreSQL and how many connections to keep.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// A libpq-style URL, `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_connections: usize,
+    /// How long to wait for a new connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// How long a request waits for a free pooled connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Longest a single statement may run, in milliseconds (0: no limit).
+    pub statement_timeout_ms: u64,
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("url", &redact_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs.
+pub(crate) fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let config = StorageConfig {
+            url: "postgres://app:s3cret@db:5432/txwatch".into(),
+            max_connections: 4,
+            connect_timeout_ms: 1,
+            acquire_timeout_ms: 1,
+            statement_timeout_ms: 0,
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/txwatch"),
+            "{shown}"
+        );
+        assert_eq!(
+            redact_password("postgres://app@db/x"),
+            "postgres://app@db/x"
+        );
+    }
+}

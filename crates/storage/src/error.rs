@@ -1,0 +1,75 @@
+//! Storage errors, classified where they arise.
+
+/// What went wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No connection could be had: the database is down, unreachable, or the
+    /// pool is exhausted. Worth retrying later.
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A row with the same primary key exists already.
+    #[error("transaction already stored")]
+    Duplicate,
+    /// The database URL could not be parsed.
+    #[error("invalid database url")]
+    InvalidUrl(#[source] tokio_postgres::Error),
+    /// A stored row holds a value the domain model rejects.
+    #[error("stored row {id} is invalid: {reason}")]
+    CorruptRow {
+        /// Which row.
+        id: uuid::Uuid,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A migration failed to apply.
+    #[error("migration failed")]
+    Migration(#[source] refinery::Error),
+    /// Any other database error.
+    #[error("database query failed")]
+    Query(#[source] tokio_postgres::Error),
+}
+
+impl StorageError {
+    /// Whether the failure is the database being unreachable rather than
+    /// something about the request.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
+    }
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(error: tokio_postgres::Error) -> StorageError {
+        use tokio_postgres::error::SqlState;
+        if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            return StorageError::Duplicate;
+        }
+        let lost_connection = error.is_closed()
+            || error.code().is_some_and(|code| {
+                // Class 08 (connection exception), 57P01..57P03 (shutdown,
+                // cannot connect now).
+                code.code().starts_with("08")
+                    || [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                    ]
+                    .contains(code)
+            })
+            || std::error::Error::source(&error)
+                .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
+        if lost_connection {
+            StorageError::Unavailable(Box::new(error))
+        } else {
+            StorageError::Query(error)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(error: deadpool_postgres::PoolError) -> StorageError {
+        match error {
+            deadpool_postgres::PoolError::Backend(backend) => StorageError::from(backend),
+            other => StorageError::Unavailable(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Throwaway databases for tests: each test gets its own `test_<uuid>`
+//! database with the real migrations applied, dropped when it goes out of
+//! scope.
+
+use tokio_postgres::NoTls;
+
+use crate::config::StorageConfig;
+use crate::pool::{PgPool, connect};
+
+/// Where tests find PostgreSQL: `TEST_DATABASE_URL`, else the local server
+/// with the `postgres` user.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A migrated database of a test's own, dropped (with force) on drop.
+pub struct TestDatabase {
+    name: String,
+    config: StorageConfig,
+    pool: PgPool,
+}
+
+impl TestDatabase {
+    /// Creates and migrates a fresh database.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached: a test cannot run without it, and
+    /// the message says how to start it.
+    pub async fn create() -> TestDatabase {
+        let db = TestDatabase::create_unmigrated().await;
+        crate::migrate(&db.config.url)
+            .await
+            .expect("migrate the test database");
+        db
+    }
+
+    /// Creates a fresh, empty database without running migrations.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached.
+    pub async fn create_unmigrated() -> TestDatabase {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_client().await;
+        admin
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .expect("create a test database");
+        let url = database_url(&server_url(), &name);
+        let config = StorageConfig {
+            url: url.clone(),
+            max_connections: 8,
+            connect_timeout_ms: 5_000,
+            acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+        };
+        let pool = connect(&config).expect("build the test pool");
+        TestDatabase { name, config, pool }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Settings that reach this database.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    /// A pool on this database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        self.pool.close();
+        let name = self.name.clone();
+        // Drop runs outside async code; a small runtime on its own thread
+        // does the cleanup whichever runtime (if any) is current.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let admin = admin_client().await;
+                admin
+                    .batch_execute(&format!("drop database if exists {name} with (force)"))
+                    .await
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        });
+        if let Ok(Err(error)) = cleanup.join() {
+            eprintln!("could not drop test database: {error}");
+        }
+    }
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    let url = server_url();
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach PostgreSQL at {url} ({e}). Start it: \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+             or `just up-services` with Docker, or set TEST_DATABASE_URL"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// `url` with its database replaced by `name`.
+pub fn database_url(url: &str, name: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((server, rest)) if !server.ends_with('/') => {
+            let query = rest
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{server}/{name}{query}")
+        }
+        _ => format!("{}/{name}", url.trim_end_matches('/')),
+    }
+}
+
+/// A transaction for fixtures: `paid`, `INR`, not judged, with a fresh id.
+pub fn transaction(
+    user_id: txwatch_domain::UserId,
+    txn_date: time::OffsetDateTime,
+    amount: &str,
+) -> txwatch_domain::Transaction {
+    txwatch_domain::Transaction {
+        id: txwatch_domain::TransactionId(uuid::Uuid::new_v4()),
+        user_id,
+        amount: amount.parse().expect("fixture amounts are valid"),
+        currency: txwatch_domain::Currency::INR,
+        txn_date,
+        status: txwatch_domain::Status::PAID,
+        verdict: txwatch_domain::Verdict::NotEnoughHistory { have: 0 },
+    }
+}

@@ -1,0 +1,381 @@
+//! The transaction repository.
+
+use std::pin::Pin;
+
+use rust_decimal::Decimal;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use txwatch_domain::{Amount, Score, Transaction, TransactionId, UserId, Verdict};
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::pool::PgPool;
+
+/// Reads and writes the `transactions` table. Cheap to clone.
+#[derive(Clone)]
+pub struct TransactionRepository {
+    pool: PgPool,
+}
+
+/// A position in the history order (`txn_date DESC, id ASC`): a page that
+/// starts after it holds the rows that come strictly later in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Date of the row the position is at.
+    pub txn_date: OffsetDateTime,
+    /// Id of that row, which breaks ties between equal dates.
+    pub id: TransactionId,
+}
+
+/// One page of a user's history, newest first. All bounds are inclusive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Whose history.
+    pub user_id: UserId,
+    /// Earliest `txn_date`.
+    pub from: OffsetDateTime,
+    /// Latest `txn_date`.
+    pub to: OffsetDateTime,
+    /// Smallest amount.
+    pub min_amount: Amount,
+    /// Largest amount.
+    pub max_amount: Amount,
+    /// Most rows to return.
+    pub limit: u32,
+    /// Continue after this position; `None` starts from the newest row.
+    pub after: Option<Position>,
+}
+
+/// A page of history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The rows, in `txn_date DESC, id ASC` order.
+    pub transactions: Vec<Transaction>,
+    /// Whether rows beyond this page match the query.
+    pub has_more: bool,
+}
+
+impl Page {
+    /// The position after the last row, to continue from; `None` when empty.
+    pub fn end(&self) -> Option<Position> {
+        self.transactions.last().map(|t| Position {
+            txn_date: t.txn_date,
+            id: t.id,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, user_id, amount, currency, txn_date, status, \
+     is_anomaly, anomaly_score, window_len, window_mean, threshold";
+
+const COLUMN_TYPES: [Type; 11] = [
+    Type::UUID,
+    Type::UUID,
+    Type::NUMERIC,
+    Type::VARCHAR,
+    Type::TIMESTAMPTZ,
+    Type::VARCHAR,
+    Type::BOOL,
+    Type::FLOAT8,
+    Type::INT4,
+    Type::FLOAT8,
+    Type::FLOAT8,
+];
+
+const FIRST_PAGE: &str = "select id, user_id, amount, currency, txn_date, status, \
+     is_anomaly, anomaly_score, window_len, window_mean, threshold \
+     from transactions \
+     where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
+     order by txn_date desc, id asc limit $6";
+
+// The keyset condition is "after (date, id) in txn_date DESC, id ASC order":
+// an earlier date, or the same date and a greater id. The redundant
+// `txn_date <= $6` lets the index range scan start at the cursor.
+const NEXT_PAGE: &str = "select id, user_id, amount, currency, txn_date, status, \
+     is_anomaly, anomaly_score, window_len, window_mean, threshold \
+     from transactions \
+     where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
+       and txn_date <= $6 and (txn_date < $6 or id > $7) \
+     order by txn_date desc, id asc limit $8";
+
+// A skip scan over the leading column of ix_user_date_amount_id: one index
+// probe per distinct user instead of reading every row.
+const DISTINCT_USERS: &str = "with recursive users(user_id) as ( \
+       (select user_id from transactions order by user_id limit 1) \
+       union all \
+       select (select t.user_id from transactions t \
+               where t.user_id > users.user_id order by t.user_id limit 1) \
+       from users where users.user_id is not null) \
+     select user_id from users where user_id is not null";
+
+// Backward along ix_user_date_amount_id: no sort needed.
+const LATEST_AMOUNTS: &str = "select amount from transactions where user_id = $1 \
+     order by txn_date desc, amount desc, id desc limit $2";
+
+impl TransactionRepository {
+    /// A repository over `pool`.
+    pub fn new(pool: PgPool) -> TransactionRepository {
+        TransactionRepository { pool }
+    }
+
+    /// The pool underneath.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Stores one scored transaction.
+    ///
+    /// # Errors
+    /// [`StorageError::Duplicate`] when its id is stored already;
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn insert(&self, transaction: &Transaction) -> Result<(), StorageError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "insert into transactions ({COLUMNS}) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .await?;
+        let row = RowValues::of(transaction);
+        client.execute(&statement, &row.params()).await?;
+        Ok(())
+    }
+
+    /// Starts a bulk insert by binary `COPY` on a connection of its own.
+    /// Rows become visible together when [`BulkInsert::finish`] succeeds, and
+    /// not at all if it is dropped before.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn bulk_insert(&self) -> Result<BulkInsert, StorageError> {
+        let client = self.pool.get().await?;
+        let sink = client
+            .copy_in(&format!(
+                "copy transactions ({COLUMNS}) from stdin (format binary)"
+            ))
+            .await?;
+        let writer = Box::pin(BinaryCopyInWriter::new(sink, &COLUMN_TYPES));
+        Ok(BulkInsert {
+            writer,
+            _client: client,
+            rows: 0,
+        })
+    }
+
+    /// One page of a user's history in `txn_date DESC, id ASC` order.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn page(&self, query: &PageQuery) -> Result<Page, StorageError> {
+        let client = self.pool.get().await?;
+        let fetch = i64::from(query.limit) + 1;
+        let (min, max) = (query.min_amount.as_decimal(), query.max_amount.as_decimal());
+        let user = query.user_id.as_uuid();
+        let rows = match &query.after {
+            None => {
+                let statement = client.prepare_cached(FIRST_PAGE).await?;
+                client
+                    .query(
+                        &statement,
+                        &[&user, &query.from, &query.to, &min, &max, &fetch],
+                    )
+                    .await?
+            }
+            Some(after) => {
+                let statement = client.prepare_cached(NEXT_PAGE).await?;
+                let id = after.id.as_uuid();
+                let params: [&(dyn ToSql + Sync); 8] = [
+                    &user,
+                    &query.from,
+                    &query.to,
+                    &min,
+                    &max,
+                    &after.txn_date,
+                    &id,
+                    &fetch,
+                ];
+                client.query(&statement, &params).await?
+            }
+        };
+        let has_more = rows.len() as i64 > i64::from(query.limit);
+        let transactions = rows
+            .iter()
+            .take(query.limit as usize)
+            .map(transaction_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            transactions,
+            has_more,
+        })
+    }
+
+    /// Every user that has at least one transaction, in id order.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn users(&self) -> Result<Vec<UserId>, StorageError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(DISTINCT_USERS).await?;
+        let rows = client.query(&statement, &[]).await?;
+        Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
+    }
+
+    /// The user's `n` latest amounts, oldest first: what a detector window
+    /// holds after replaying the user's history.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn latest_amounts(
+        &self,
+        user_id: UserId,
+        n: usize,
+    ) -> Result<Vec<Amount>, StorageError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(LATEST_AMOUNTS).await?;
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&user_id.as_uuid(), &limit])
+            .await?;
+        let mut amounts = rows
+            .iter()
+            .map(|row| {
+                let value: Decimal = row.get(0);
+                Amount::try_new(value).map_err(|e| StorageError::CorruptRow {
+                    id: user_id.as_uuid(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        amounts.reverse();
+        Ok(amounts)
+    }
+
+    /// Deletes every transaction. Used by `seed --reset`.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn delete_all(&self) -> Result<(), StorageError> {
+        let client = self.pool.get().await?;
+        client.batch_execute("truncate transactions").await?;
+        Ok(())
+    }
+}
+
+/// A bulk insert in progress; see [`TransactionRepository::bulk_insert`].
+pub struct BulkInsert {
+    writer: Pin<Box<BinaryCopyInWriter>>,
+    // Keeps the connection checked out of the pool until the copy ends.
+    _client: deadpool_postgres::Object,
+    rows: u64,
+}
+
+impl BulkInsert {
+    /// Queues one row; rows are sent in large chunks as they accumulate.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the connection was lost;
+    /// [`StorageError::Duplicate`] can surface here or at `finish`.
+    pub async fn write(&mut self, transaction: &Transaction) -> Result<(), StorageError> {
+        let row = RowValues::of(transaction);
+        self.writer.as_mut().write(&row.params()).await?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Ends the copy and commits every row written, returning how many.
+    ///
+    /// # Errors
+    /// [`StorageError::Duplicate`] when any id was stored already (then no
+    /// row of this copy is stored).
+    pub async fn finish(mut self) -> Result<u64, StorageError> {
+        let stored = self.writer.as_mut().finish().await?;
+        debug_assert_eq!(stored, self.rows);
+        Ok(stored)
+    }
+}
+
+/// The column values of one row, borrowed from a transaction.
+struct RowValues<'a> {
+    id: Uuid,
+    user_id: Uuid,
+    amount: Decimal,
+    currency: &'a str,
+    txn_date: &'a OffsetDateTime,
+    status: &'a str,
+    is_anomaly: bool,
+    score: Option<f64>,
+    window_len: i32,
+    window_mean: Option<f64>,
+    threshold: Option<f64>,
+}
+
+impl<'a> RowValues<'a> {
+    fn of(t: &'a Transaction) -> RowValues<'a> {
+        let score = t.verdict.score();
+        RowValues {
+            id: t.id.as_uuid(),
+            user_id: t.user_id.as_uuid(),
+            amount: t.amount.as_decimal(),
+            currency: t.currency.as_str(),
+            txn_date: &t.txn_date,
+            status: t.status.as_str(),
+            is_anomaly: t.verdict.is_anomaly(),
+            score: score.map(|s| s.score),
+            window_len: i32::try_from(t.verdict.window_len()).unwrap_or(i32::MAX),
+            window_mean: score.map(|s| s.window_mean),
+            threshold: score.map(|s| s.threshold),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.id,
+            &self.user_id,
+            &self.amount,
+            &self.currency,
+            self.txn_date,
+            &self.status,
+            &self.is_anomaly,
+            &self.score,
+            &self.window_len,
+            &self.window_mean,
+            &self.threshold,
+        ]
+    }
+}
+
+fn transaction_from_row(row: &Row) -> Result<Transaction, StorageError> {
+    let id: Uuid = row.try_get(0)?;
+    let corrupt = |reason: String| StorageError::CorruptRow { id, reason };
+    let amount: Decimal = row.try_get(2)?;
+    let currency: &str = row.try_get(3)?;
+    let status: &str = row.try_get(5)?;
+    let window_len: i32 = row.try_get(8)?;
+    let window_len = usize::try_from(window_len).map_err(|e| corrupt(e.to_string()))?;
+    let score: Option<f64> = row.try_get(7)?;
+    let verdict = match score {
+        None => Verdict::NotEnoughHistory { have: window_len },
+        Some(score) => Verdict::Scored(Score {
+            is_anomaly: row.try_get(6)?,
+            score,
+            window_len,
+            window_mean: row.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+            threshold: row.try_get::<_, Option<f64>>(10)?.unwrap_or(0.0),
+        }),
+    };
+    Ok(Transaction {
+        id: TransactionId(id),
+        user_id: UserId(row.try_get(1)?),
+        amount: Amount::try_new(amount).map_err(|e| corrupt(e.to_string()))?,
+        currency: currency
+            .parse()
+            .map_err(|e: txwatch_domain::CurrencyError| corrupt(e.to_string()))?,
+        txn_date: row.try_get(4)?,
+        status: status
+            .parse()
+            .map_err(|e: txwatch_domain::StatusError| corrupt(e.to_string()))?,
+        verdict,
+    })
+}

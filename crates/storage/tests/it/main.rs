@@ -1,0 +1,3 @@
+//! Storage against a real PostgreSQL: each test creates its own database.
+
+mod repository;

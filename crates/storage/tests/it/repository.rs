@@ -1,0 +1,275 @@
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+use txwatch_domain::{Amount, Score, Transaction, TransactionId, UserId, Verdict};
+use txwatch_storage::testing::{TestDatabase, transaction};
+use txwatch_storage::{PageQuery, StorageError, TransactionRepository};
+use uuid::Uuid;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("timed out")
+}
+
+fn new_user() -> UserId {
+    UserId(Uuid::new_v4())
+}
+
+async fn store_all(repo: &TransactionRepository, rows: &[Transaction]) {
+    let mut bulk = within(repo.bulk_insert()).await.expect("start copy");
+    for row in rows {
+        within(bulk.write(row)).await.expect("write row");
+    }
+    assert_eq!(
+        within(bulk.finish()).await.expect("finish copy"),
+        rows.len() as u64
+    );
+}
+
+fn everything(user_id: UserId, limit: u32) -> PageQuery {
+    PageQuery {
+        user_id,
+        from: datetime!(2000-01-01 0:00 UTC),
+        to: datetime!(2100-01-01 0:00 UTC),
+        min_amount: Amount::ZERO,
+        max_amount: Amount::max_value(),
+        limit,
+        after: None,
+    }
+}
+
+/// Rows where many share a `txn_date`: `groups` dates with `per_group` rows each.
+fn tied_rows(user_id: UserId, groups: i64, per_group: usize) -> Vec<Transaction> {
+    let base = datetime!(2026-03-01 12:00 UTC);
+    (0..groups)
+        .flat_map(|g| {
+            let at = base - time::Duration::minutes(g);
+            (0..per_group)
+                .map(move |i| transaction(user_id, at, &format!("{}.{:02}", 10 + i, g % 100)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stored_transaction_reads_back_with_its_verdict() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let mut row = transaction(user, datetime!(2026-01-02 03:04:05.123456 UTC), "271.62");
+    row.verdict = Verdict::Scored(Score {
+        is_anomaly: true,
+        score: 0.75,
+        window_len: 20,
+        window_mean: 12.5,
+        threshold: 62.5,
+    });
+    within(repo.insert(&row)).await.expect("insert");
+    let page = within(repo.page(&everything(user, 10)))
+        .await
+        .expect("page");
+    assert_eq!(page.transactions, vec![row]);
+    assert!(!page.has_more);
+}
+
+#[tokio::test]
+async fn inserting_the_same_id_twice_is_reported_as_a_duplicate() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let row = transaction(new_user(), OffsetDateTime::now_utc(), "1");
+    within(repo.insert(&row)).await.expect("first insert");
+    match within(repo.insert(&row)).await {
+        Err(StorageError::Duplicate) => {}
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn walking_pages_returns_every_row_once_in_order_even_with_tied_dates() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let other_user = new_user();
+    store_all(&repo, &tied_rows(user, 23, 7)).await;
+    store_all(&repo, &tied_rows(other_user, 5, 3)).await;
+
+    let unbounded = within(repo.page(&everything(user, 100_000)))
+        .await
+        .expect("all rows");
+    assert_eq!(unbounded.transactions.len(), 23 * 7);
+    for pair in unbounded.transactions.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(a.txn_date > b.txn_date || (a.txn_date == b.txn_date && a.id < b.id));
+    }
+    for page_size in [1, 2, 3, 5, 7, 10, 50, 161, 1000] {
+        let mut query = everything(user, page_size);
+        let mut walked = Vec::new();
+        loop {
+            let page = within(repo.page(&query)).await.expect("page");
+            if page.transactions.is_empty() {
+                break;
+            }
+            assert!(page.transactions.len() <= page_size as usize);
+            query.after = page.end();
+            walked.extend(page.transactions);
+        }
+        assert_eq!(walked, unbounded.transactions, "page size {page_size}");
+    }
+}
+
+#[tokio::test]
+async fn filters_include_their_bounds_and_exclude_what_lies_beyond() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let day = |d: u8| {
+        datetime!(2026-05-01 0:00 UTC)
+            .replace_day(d)
+            .expect("valid day")
+    };
+    let rows = vec![
+        transaction(user, day(1), "10.00"),
+        transaction(user, day(2), "9.99"),
+        transaction(user, day(3), "20.00"),
+        transaction(user, day(4), "20.01"),
+        transaction(user, day(5), "15.00"),
+    ];
+    store_all(&repo, &rows).await;
+    let query = PageQuery {
+        from: day(1),
+        to: day(4),
+        min_amount: "10".parse().expect("amount"),
+        max_amount: "20".parse().expect("amount"),
+        ..everything(user, 100)
+    };
+    let page = within(repo.page(&query)).await.expect("page");
+    let dates: Vec<_> = page.transactions.iter().map(|t| t.txn_date.day()).collect();
+    assert_eq!(dates, [3, 1]);
+}
+
+#[tokio::test]
+async fn has_more_tells_whether_another_page_follows() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    store_all(&repo, &tied_rows(user, 2, 2)).await;
+    assert!(
+        within(repo.page(&everything(user, 3)))
+            .await
+            .expect("page")
+            .has_more
+    );
+    assert!(
+        !within(repo.page(&everything(user, 4)))
+            .await
+            .expect("page")
+            .has_more
+    );
+}
+
+#[tokio::test]
+async fn users_lists_each_user_with_transactions_once_in_id_order() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    assert_eq!(within(repo.users()).await.expect("users"), vec![]);
+    let mut users: Vec<UserId> = (0..5).map(|_| new_user()).collect();
+    for user in &users {
+        store_all(&repo, &tied_rows(*user, 3, 2)).await;
+    }
+    users.sort();
+    assert_eq!(within(repo.users()).await.expect("users"), users);
+}
+
+#[tokio::test]
+async fn latest_amounts_are_the_newest_n_oldest_first() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let base = datetime!(2026-01-01 0:00 UTC);
+    let rows: Vec<_> = (1..=30)
+        .map(|i| transaction(user, base + time::Duration::hours(i), &format!("{i}")))
+        .collect();
+    store_all(&repo, &rows).await;
+    let latest = within(repo.latest_amounts(user, 20))
+        .await
+        .expect("amounts");
+    let expected: Vec<Amount> = (11..=30)
+        .map(|i| i.to_string().parse().expect("amount"))
+        .collect();
+    assert_eq!(latest, expected);
+    assert!(
+        within(repo.latest_amounts(new_user(), 20))
+            .await
+            .expect("amounts")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_insert_with_a_stored_id_stores_nothing() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let existing = transaction(user, OffsetDateTime::now_utc(), "5");
+    within(repo.insert(&existing)).await.expect("insert");
+    let mut bulk = within(repo.bulk_insert()).await.expect("start copy");
+    let fresh = transaction(user, OffsetDateTime::now_utc(), "6");
+    within(bulk.write(&fresh)).await.expect("write");
+    within(bulk.write(&existing)).await.expect("write");
+    assert!(matches!(
+        within(bulk.finish()).await,
+        Err(StorageError::Duplicate)
+    ));
+    let page = within(repo.page(&everything(user, 10)))
+        .await
+        .expect("page");
+    assert_eq!(
+        page.transactions
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<TransactionId>>(),
+        [existing.id]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_each_migration_once() {
+    let db = TestDatabase::create_unmigrated().await;
+    let url = db.config().url.clone();
+    let runs = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { txwatch_storage::migrate(&url).await })
+    });
+    for run in runs {
+        within(run).await.expect("task").expect("migration");
+    }
+    let client = db.pool().get().await.expect("connection");
+    let applied: i64 = client
+        .query_one("select count(*) from refinery_schema_history", &[])
+        .await
+        .expect("history")
+        .get(0);
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations"))
+        .expect("migrations folder")
+        .count();
+    assert_eq!(applied as usize, files);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_as_unavailable() {
+    let config = txwatch_storage::StorageConfig {
+        url: "postgres://postgres@127.0.0.1:1/nowhere".into(),
+        max_connections: 1,
+        connect_timeout_ms: 1000,
+        acquire_timeout_ms: 1000,
+        statement_timeout_ms: 0,
+    };
+    let repo = TransactionRepository::new(txwatch_storage::connect(&config).expect("pool"));
+    let error = within(repo.users())
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(error.is_unavailable(), "{error:?}");
+}
