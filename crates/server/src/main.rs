@@ -1,1 +1,153 @@
-fn main() {}
+//! The `txwatch` command: `serve` (the default), `migrate` and `seed`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use txwatch_server::seed::{SeedOptions, seed};
+use txwatch_server::{Application, Settings, prepare_database, telemetry};
+use txwatch_simulator::SimulatorConfig;
+use txwatch_storage::TransactionRepository;
+
+#[derive(Parser)]
+#[command(version, about = "Real-time transaction anomaly detection server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+    /// Load generated history: scored, in time order per user.
+    Seed(SeedArgs),
+}
+
+#[derive(clap::Args)]
+struct SeedArgs {
+    /// New users to create.
+    #[arg(long, default_value_t = 10)]
+    users: usize,
+    /// Transactions per user.
+    #[arg(long, default_value_t = 15_000)]
+    rows_per_user: u64,
+    /// Days of history before the end.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// RNG seed; with the same --end it reproduces a run exactly.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// When the history ends (RFC 3339); now by default.
+    #[arg(long, value_parser = parse_rfc3339)]
+    end: Option<OffsetDateTime>,
+    /// Delete all stored transactions first.
+    #[arg(long)]
+    reset: bool,
+    /// Parallel COPY streams.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("expected RFC 3339: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {}", chain(&error));
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&settings.log);
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => prepare_database(&settings)
+            .await
+            .map_err(anyhow::Error::from),
+        Command::Seed(args) => run_seed(settings, args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %chain(error.as_ref()), "stopped");
+            eprintln!("error: {}", chain(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings).await?;
+    application.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
+    prepare_database(&settings).await?;
+    let mut database = settings.database.clone();
+    database.max_connections = database.max_connections.max(args.workers + 1);
+    database.statement_timeout_ms = 0;
+    let repository = TransactionRepository::new(txwatch_storage::connect(&database)?);
+    let detector = settings.detector.detector()?;
+    let options = SeedOptions {
+        users: args.users,
+        rows_per_user: args.rows_per_user,
+        days: args.days,
+        seed: args.seed,
+        end: args.end,
+        reset: args.reset,
+        workers: args.workers,
+    };
+    let progress = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows  {per_sec}  eta {eta}")
+            .expect("the template is valid"),
+    );
+    let report = seed(
+        &repository,
+        detector,
+        &SimulatorConfig::default(),
+        &options,
+        &progress,
+    )
+    .await?;
+    progress.finish_and_clear();
+    let end = report.end.format(&Rfc3339).unwrap_or_default();
+    println!(
+        "seeded {} rows ({} anomalies) for {} users in {:.2} s: {:.0} rows/s",
+        report.rows,
+        report.anomalies,
+        args.users,
+        report.elapsed.as_secs_f64(),
+        report.rows_per_second()
+    );
+    println!("reproduce with: --seed {} --end {end}", report.seed);
+    Ok(())
+}
+
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

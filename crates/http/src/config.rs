@@ -1,0 +1,26 @@
+//! Settings of the HTTP layer.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// What the HTTP layer needs to know; gathered and validated by `server`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins allowed to call the read routes from a browser; `"*"` allows
+    /// any origin (the old service's behaviour). Empty disables CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// Key that signs pagination cursors so a tampered or foreign cursor is
+    /// rejected. Every process behind one load balancer needs the same key.
+    pub cursor_secret: String,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("cursor_secret", &"***")
+            .finish()
+    }
+}

@@ -1,0 +1,69 @@
+//! Route registration and the cross-origin policy.
+
+use actix_cors::Cors;
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+
+use crate::config::HttpConfig;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+mod health;
+mod transactions;
+mod users;
+
+/// Registers every route, the shared state, and the JSON error handlers for
+/// malformed query strings. Pair it with [`not_found`] as the app's default
+/// service and wrap the app in [`cors`].
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |config: &mut web::ServiceConfig| {
+        config
+            .app_data(web::Data::new(state))
+            .app_data(
+                web::QueryConfig::default().error_handler(|error, _request| {
+                    ApiError::MalformedQuery(error.to_string()).into()
+                }),
+            )
+            .service(read_route("/health", health::health))
+            .service(read_route("/users", users::list))
+            .service(read_route("/transactions", transactions::history));
+    }
+}
+
+/// A `GET` resource that answers other methods with a JSON 405.
+fn read_route<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// The app's default service: a JSON 404 for unknown paths.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// The cross-origin policy for the read routes: the configured origins
+/// (`"*"` for any) may `GET`; no credentials.
+pub fn cors(config: &HttpConfig) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_any_header()
+        .max_age(3600);
+    for origin in &config.cors_allowed_origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin().send_wildcard()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}

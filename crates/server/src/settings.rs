@@ -1,0 +1,261 @@
+//! Every setting, gathered from the library crates' config structs.
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use txwatch_cache::CacheConfig;
+use txwatch_domain::{DetectorConfigError, RollingMean};
+use txwatch_http::HttpConfig;
+use txwatch_storage::StorageConfig;
+
+const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// All settings of the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Listening and worker settings.
+    pub server: ServerSettings,
+    /// PostgreSQL.
+    pub database: StorageConfig,
+    /// Redis.
+    pub redis: CacheConfig,
+    /// HTTP layer.
+    pub http: HttpConfig,
+    /// The anomaly detector.
+    pub detector: DetectorSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// Where and how the HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Interface to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// Parameters of the rolling-mean detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSettings {
+    /// How many earlier amounts form the window.
+    pub window: usize,
+    /// Earlier amounts needed before judging.
+    pub min_history: usize,
+    /// Flag amounts above this many times the window mean.
+    pub multiplier: f64,
+}
+
+impl DetectorSettings {
+    /// The detector these settings describe.
+    ///
+    /// # Errors
+    /// [`DetectorConfigError`] for impossible parameters.
+    pub fn detector(&self) -> Result<RollingMean, DetectorConfigError> {
+        RollingMean::try_new(self.window, self.min_history, self.multiplier)
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Human-readable text or JSON lines.
+    pub format: LogFormat,
+    /// `tracing` filter directives such as `info,txwatch_http=debug`.
+    pub filter: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("cannot load settings")]
+    Load(#[from] config::ConfigError),
+    /// Detector parameters are impossible.
+    #[error("invalid detector settings")]
+    Detector(#[from] DetectorConfigError),
+    /// Some other value is out of range.
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl Settings {
+    /// Loads settings from the process environment: built-in defaults, then
+    /// the TOML file named by `APP_CONFIG_FILE` (if set), then
+    /// `APP_<SECTION>__<KEY>` variables, then `DATABASE_URL`, `REDIS_URL`
+    /// and `PORT`.
+    ///
+    /// # Errors
+    /// [`SettingsError`] when a source is unreadable or a value invalid.
+    pub fn load() -> Result<Settings, SettingsError> {
+        Settings::load_from(std::env::vars().collect())
+    }
+
+    /// Like [`load`](Settings::load), with the given environment variables.
+    ///
+    /// # Errors
+    /// [`SettingsError`] when a source is unreadable or a value invalid.
+    pub fn load_from(vars: config::Map<String, String>) -> Result<Settings, SettingsError> {
+        let var = |key: &str| vars.get(key).cloned();
+        // Only APP_<SECTION>__<KEY> names are settings; other APP_ variables
+        // (APP_CONFIG_FILE, or ones meant for other programs) are not.
+        let environment: config::Map<String, String> = vars
+            .iter()
+            .filter(|(key, _)| {
+                key.strip_prefix("APP_")
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = var("APP_CONFIG_FILE").filter(|p| !p.is_empty()) {
+            builder = builder.add_source(File::with_name(&path).format(FileFormat::Toml));
+        }
+        builder = builder
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("http.cors_allowed_origins")
+                    .try_parsing(true)
+                    .source(Some(environment)),
+            )
+            .set_override_option(
+                "database.url",
+                var("DATABASE_URL").filter(|v| !v.is_empty()),
+            )?
+            .set_override_option("redis.url", var("REDIS_URL").filter(|v| !v.is_empty()))?
+            .set_override_option("server.port", var("PORT").filter(|v| !v.is_empty()))?;
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.detector.detector()?;
+        if self.database.max_connections == 0 {
+            return Err(SettingsError::Invalid {
+                key: "database.max_connections",
+                reason: "must be at least 1",
+            });
+        }
+        if self.redis.max_connections == 0 {
+            return Err(SettingsError::Invalid {
+                key: "redis.max_connections",
+                reason: "must be at least 1",
+            });
+        }
+        if self.http.cursor_secret.len() < 8 {
+            return Err(SettingsError::Invalid {
+                key: "http.cursor_secret",
+                reason: "must be at least 8 characters",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load_from(
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_load_and_match_the_old_service() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(settings.server.port, 8000);
+        assert_eq!(settings.detector.window, 20);
+        assert_eq!(settings.detector.min_history, 10);
+        assert_eq!(settings.detector.multiplier, 5.0);
+        assert_eq!(settings.http.cors_allowed_origins, ["*"]);
+    }
+
+    #[test]
+    fn customary_variables_override_the_defaults() {
+        let settings = load(&[
+            ("DATABASE_URL", "postgres://u:pw@db:5432/x"),
+            ("REDIS_URL", "redis://cache:6380"),
+            ("PORT", "9100"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.database.url, "postgres://u:pw@db:5432/x");
+        assert_eq!(settings.redis.url, "redis://cache:6380");
+        assert_eq!(settings.server.port, 9100);
+        let nested = load(&[
+            ("APP_DETECTOR__MULTIPLIER", "2.5"),
+            (
+                "APP_HTTP__CORS_ALLOWED_ORIGINS",
+                "https://a.example,https://b.example",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(nested.detector.multiplier, 2.5);
+        assert_eq!(
+            nested.http.cors_allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert!(
+            !format!("{settings:?}").contains("pw@"),
+            "password leaked into Debug"
+        );
+    }
+
+    #[test]
+    fn a_settings_file_overrides_defaults_and_bad_values_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("txwatch-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[detector]\nwindow = 30\nmin_history = 5\nmultiplier = 3.5\n",
+        )
+        .expect("write");
+        let settings = load(&[("APP_CONFIG_FILE", good.to_str().expect("utf-8"))]).expect("valid");
+        assert_eq!(
+            (settings.detector.window, settings.detector.min_history),
+            (30, 5)
+        );
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[detector]\nwindow = 5\nmin_history = 6\n").expect("write");
+        let error =
+            load(&[("APP_CONFIG_FILE", bad.to_str().expect("utf-8"))]).expect_err("invalid");
+        assert!(matches!(error, SettingsError::Detector(_)), "{error:?}");
+
+        let unknown = dir.join("unknown.toml");
+        std::fs::write(&unknown, "[detector]\nwindw = 5\n").expect("write");
+        assert!(load(&[("APP_CONFIG_FILE", unknown.to_str().expect("utf-8"))]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

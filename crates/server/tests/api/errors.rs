@@ -1,0 +1,211 @@
+use reqwest::{Method, StatusCode};
+use time::macros::datetime;
+use txwatch_domain::UserId;
+use txwatch_storage::testing::transaction;
+use uuid::Uuid;
+
+use crate::helpers::{Reply, spawn_app};
+
+fn assert_error(reply: &Reply, status: StatusCode, code: &str, case: &str) {
+    assert_eq!(reply.status, status, "{case}: {:?}", reply.body);
+    let body = reply.body.as_object().expect("an object");
+    assert_eq!(body.len(), 2, "{case}: {body:?}");
+    assert_eq!(body["error"], code, "{case}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{case}"
+    );
+}
+
+#[tokio::test]
+async fn every_bad_query_parameter_answers_422_with_a_json_error() {
+    let app = spawn_app().await;
+    let user = UserId(Uuid::new_v4());
+    app.store(&[transaction(user, datetime!(2026-02-01 0:00 UTC), "5")])
+        .await;
+    let u = user.to_string();
+
+    // A real cursor, for another user and tampered.
+    let page = app
+        .transactions(&[
+            ("user_id", &u),
+            ("from_date", "2026-01-01"),
+            ("to_date", "2026-03-01"),
+        ])
+        .await;
+    let cursor = page.body["cursor"].as_str().expect("cursor").to_owned();
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let other_user = Uuid::new_v4().to_string();
+    let foreign = "eyJ0eG5fZGF0ZSI6IjIwMjYtMDEtMDEiLCJpZCI6MX0"; // base64 JSON, not ours
+
+    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        (
+            "invalid user_id",
+            vec![("user_id", "not-a-uuid")],
+            "invalid_parameter",
+        ),
+        ("missing user_id", vec![], "missing_parameter"),
+        (
+            "cursor=abc",
+            vec![("user_id", &u), ("cursor", "abc")],
+            "invalid_cursor",
+        ),
+        (
+            "foreign base64 cursor",
+            vec![("user_id", &u), ("cursor", foreign)],
+            "invalid_cursor",
+        ),
+        (
+            "tampered cursor",
+            vec![("user_id", &u), ("cursor", &tampered)],
+            "invalid_cursor",
+        ),
+        (
+            "another user's cursor",
+            vec![("user_id", &other_user), ("cursor", &cursor)],
+            "invalid_cursor",
+        ),
+        (
+            "limit=-1",
+            vec![("user_id", &u), ("limit", "-1")],
+            "invalid_parameter",
+        ),
+        (
+            "limit=0",
+            vec![("user_id", &u), ("limit", "0")],
+            "invalid_parameter",
+        ),
+        (
+            "limit=100000",
+            vec![("user_id", &u), ("limit", "100000")],
+            "invalid_parameter",
+        ),
+        (
+            "limit=1001",
+            vec![("user_id", &u), ("limit", "1001")],
+            "invalid_parameter",
+        ),
+        (
+            "limit=abc",
+            vec![("user_id", &u), ("limit", "abc")],
+            "invalid_parameter",
+        ),
+        (
+            "unparsable from_date",
+            vec![("user_id", &u), ("from_date", "yesterday")],
+            "invalid_parameter",
+        ),
+        (
+            "unparsable to_date",
+            vec![("user_id", &u), ("to_date", "2026-02-30")],
+            "invalid_parameter",
+        ),
+        (
+            "from_date after to_date",
+            vec![
+                ("user_id", &u),
+                ("from_date", "2026-03-01"),
+                ("to_date", "2026-02-01"),
+            ],
+            "invalid_range",
+        ),
+        (
+            "min_amount=abc",
+            vec![("user_id", &u), ("min_amount", "abc")],
+            "invalid_parameter",
+        ),
+        (
+            "min_amount above max_amount",
+            vec![
+                ("user_id", &u),
+                ("min_amount", "10"),
+                ("max_amount", "9.99"),
+            ],
+            "invalid_range",
+        ),
+        (
+            "max_amount=1e18",
+            vec![("user_id", &u), ("max_amount", "1e18")],
+            "invalid_parameter",
+        ),
+        (
+            "min_amount=1e400",
+            vec![("user_id", &u), ("min_amount", "1e400")],
+            "invalid_parameter",
+        ),
+        (
+            "max_amount=NaN",
+            vec![("user_id", &u), ("max_amount", "NaN")],
+            "invalid_parameter",
+        ),
+        (
+            "min_amount=inf",
+            vec![("user_id", &u), ("min_amount", "inf")],
+            "invalid_parameter",
+        ),
+        (
+            "max_amount=-Infinity",
+            vec![("user_id", &u), ("max_amount", "-Infinity")],
+            "invalid_parameter",
+        ),
+        (
+            "amount with 3 decimals",
+            vec![("user_id", &u), ("min_amount", "1.001")],
+            "invalid_parameter",
+        ),
+    ];
+    for (case, params, code) in cases {
+        let reply = app.transactions(&params).await;
+        assert_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, code, case);
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_query_string_answers_422() {
+    let app = spawn_app().await;
+    let reply = app
+        .get(&format!(
+            "/transactions?user_id={}&limit=1&limit=2",
+            Uuid::new_v4()
+        ))
+        .await;
+    assert_error(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "malformed_query",
+        "duplicate limit",
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_404_and_wrong_methods_405_in_the_same_shape() {
+    let app = spawn_app().await;
+    assert_error(
+        &app.get("/nope").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "GET /nope",
+    );
+    assert_error(
+        &app.get("/transactions/extra").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "GET /transactions/extra",
+    );
+    for (method, path) in [
+        (Method::POST, "/users"),
+        (Method::DELETE, "/transactions"),
+        (Method::PUT, "/health"),
+        (Method::PATCH, "/users"),
+    ] {
+        let reply = app.request(method.clone(), path).await;
+        assert_error(
+            &reply,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("{method} {path}"),
+        );
+    }
+}

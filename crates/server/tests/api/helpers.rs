@@ -1,0 +1,139 @@
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use txwatch_domain::Transaction;
+use txwatch_server::{Application, Settings};
+use txwatch_storage::TransactionRepository;
+use txwatch_storage::testing::TestDatabase;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Awaits `future`, failing the test if it takes longer than 30 s.
+pub(crate) async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, future)
+        .await
+        .expect("timed out")
+}
+
+/// A running server on a free port with its own database.
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) repository: TransactionRepository,
+    pub(crate) db: TestDatabase,
+}
+
+/// A JSON response.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    init_test_logging();
+    let db = TestDatabase::create().await;
+    let mut settings = Settings::load_from(Default::default()).expect("default settings");
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.server.workers = 2;
+    settings.database = db.config().clone();
+    let application = within(Application::build(settings))
+        .await
+        .expect("server starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(LIMIT)
+        .build()
+        .expect("http client");
+    let repository = TransactionRepository::new(db.pool().clone());
+    TestApp {
+        address,
+        client,
+        repository,
+        db,
+    }
+}
+
+fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+impl TestApp {
+    pub(crate) async fn request(&self, method: Method, path_and_query: &str) -> Reply {
+        let response = within(
+            self.client
+                .request(method, format!("{}{path_and_query}", self.address))
+                .send(),
+        )
+        .await
+        .expect("request sent");
+        let status = response.status();
+        let text = within(response.text()).await.expect("body read");
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Reply { status, body }
+    }
+
+    pub(crate) async fn get(&self, path_and_query: &str) -> Reply {
+        self.request(Method::GET, path_and_query).await
+    }
+
+    pub(crate) async fn health(&self) -> Reply {
+        self.get("/health").await
+    }
+
+    pub(crate) async fn users(&self) -> Reply {
+        self.get("/users").await
+    }
+
+    /// `GET /transactions` with the given parameters (URL-encoded here).
+    pub(crate) async fn transactions(&self, params: &[(&str, &str)]) -> Reply {
+        let query: String = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.get(&format!("/transactions?{query}")).await
+    }
+
+    /// Stores rows directly, bypassing the API.
+    pub(crate) async fn store(&self, rows: &[Transaction]) {
+        let mut bulk = within(self.repository.bulk_insert())
+            .await
+            .expect("copy starts");
+        for row in rows {
+            within(bulk.write(row)).await.expect("row written");
+        }
+        within(bulk.finish()).await.expect("copy finishes");
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The ids of a page's transactions.
+pub(crate) fn ids(reply: &Reply) -> Vec<String> {
+    reply.body["transactions"]
+        .as_array()
+        .expect("a transactions array")
+        .iter()
+        .map(|t| t["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
