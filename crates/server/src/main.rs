@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use txwatch_server::seed::{SeedOptions, seed};
+use txwatch_cache::{Keys, WindowStore};
+use txwatch_domain::Detector;
+use txwatch_server::seed::{SeedOptions, seed, warm_windows};
 use txwatch_server::{Application, Settings, prepare_database, telemetry};
 use txwatch_simulator::SimulatorConfig;
 use txwatch_storage::TransactionRepository;
@@ -138,6 +140,16 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
         report.rows_per_second()
     );
     println!("reproduce with: --seed {} --end {end}", report.seed);
+    let store = WindowStore::new(
+        txwatch_cache::connect(&settings.redis)?,
+        Keys::new(settings.redis.key_prefix.as_str()),
+        detector.window_len(),
+    );
+    match warm_windows(&store, &report).await {
+        Ok(users) => println!("warmed the Redis windows of {users} users"),
+        // The history is stored; windows are rebuilt from it when needed.
+        Err(error) => eprintln!("warning: Redis windows not warmed: {}", chain(&error)),
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
+use txwatch_cache::{CacheError, WindowStore};
 use txwatch_domain::{Amount, Detector, Transaction, UserId, Window};
 use txwatch_simulator::{HistoryPlan, SimulatedTransaction, SimulatorConfig};
 use txwatch_storage::{StorageError, TransactionRepository};
@@ -262,4 +263,16 @@ fn score<D: Detector>(detector: &D, window: &mut Window, row: SimulatedTransacti
         status: row.status,
         verdict,
     }
+}
+
+/// Writes each seeded user's final window to Redis, so live scoring continues
+/// from the history instead of starting cold. Returns how many were written.
+///
+/// # Errors
+/// [`CacheError`] when Redis is unreachable or refuses a write.
+pub async fn warm_windows(store: &WindowStore, report: &SeedReport) -> Result<usize, CacheError> {
+    for (user_id, amounts) in &report.windows {
+        store.replace(*user_id, amounts).await?;
+    }
+    Ok(report.windows.len())
 }

@@ -169,6 +169,13 @@ impl Settings {
                 reason: "must be at least 1",
             });
         }
+        if self.redis.key_prefix.contains(['{', '}']) {
+            // Braces would change the Redis Cluster hash tag of every key.
+            return Err(SettingsError::Invalid {
+                key: "redis.key_prefix",
+                reason: "must not contain `{` or `}`",
+            });
+        }
         if self.http.cursor_secret.len() < 8 {
             return Err(SettingsError::Invalid {
                 key: "http.cursor_secret",
@@ -257,5 +264,44 @@ mod tests {
         std::fs::write(&unknown, "[detector]\nwindw = 5\n").expect("write");
         assert!(load(&[("APP_CONFIG_FILE", unknown.to_str().expect("utf-8"))]).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `.env.example` lines `NAME=value`, commented-out ones included.
+    fn env_example() -> Vec<(String, String)> {
+        include_str!("../../../.env.example")
+            .lines()
+            .map(|line| line.trim_start_matches("# "))
+            .filter_map(|line| line.split_once('='))
+            .filter(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_variable_in_env_example_loads_and_every_setting_is_listed() {
+        let vars: Vec<(String, String)> = env_example()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with("TEST_") && name != "APP_CONFIG_FILE")
+            .collect();
+        let settings =
+            Settings::load_from(vars.iter().cloned().collect()).expect(".env.example is valid");
+        assert_eq!(settings.http.cors_allowed_origins, ["*"]);
+        let listed: Vec<&str> = vars.iter().map(|(name, _)| name.as_str()).collect();
+        let defaults = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .expect("defaults parse")
+            .cache
+            .into_table()
+            .expect("a table of sections");
+        for (section, keys) in defaults {
+            for key in keys.into_table().expect("a section is a table").into_keys() {
+                let name = format!("APP_{}__{}", section.to_uppercase(), key.to_uppercase());
+                assert!(
+                    listed.contains(&name.as_str()),
+                    "{name} is missing from .env.example"
+                );
+            }
+        }
     }
 }

@@ -40,7 +40,9 @@ async fn every_bad_query_parameter_answers_422_with_a_json_error() {
     let other_user = Uuid::new_v4().to_string();
     let foreign = "eyJ0eG5fZGF0ZSI6IjIwMjYtMDEtMDEiLCJpZCI6MX0"; // base64 JSON, not ours
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    // (what is wrong, the parameters sent, the error code expected)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "invalid user_id",
             vec![("user_id", "not-a-uuid")],

@@ -2,8 +2,10 @@ use std::collections::HashMap;
 
 use indicatif::ProgressBar;
 use time::macros::datetime;
+use txwatch_cache::WindowStore;
+use txwatch_cache::testing::TestRedis;
 use txwatch_domain::{Detector, RollingMean, Verdict, Window};
-use txwatch_server::seed::{SeedOptions, seed};
+use txwatch_server::seed::{SeedOptions, seed, warm_windows};
 use txwatch_simulator::SimulatorConfig;
 use txwatch_storage::TransactionRepository;
 use txwatch_storage::testing::TestDatabase;
@@ -157,4 +159,33 @@ async fn seeding_the_same_rows_again_fails_and_stores_nothing_new() {
     .await;
     assert!(again.is_err(), "duplicate ids must be refused");
     assert_eq!(count(&db).await, (2100, 3));
+}
+
+#[tokio::test]
+async fn warmed_windows_equal_each_users_latest_amounts_in_postgres() {
+    let db = TestDatabase::create().await;
+    let redis = TestRedis::create().await;
+    let repository = TransactionRepository::new(db.pool().clone());
+    let report = within(seed(
+        &repository,
+        RollingMean::default(),
+        &SimulatorConfig::default(),
+        &small(Some(3), false),
+        &ProgressBar::hidden(),
+    ))
+    .await
+    .expect("seeding succeeds");
+    let store = WindowStore::new(redis.pool().clone(), redis.keys().clone(), 20);
+    assert_eq!(
+        within(warm_windows(&store, &report)).await.expect("warmed"),
+        3
+    );
+    for (user, _) in &report.windows {
+        let cached = within(store.read(*user)).await.expect("window");
+        let stored = within(repository.latest_amounts(*user, 20))
+            .await
+            .expect("amounts");
+        assert_eq!(cached.len(), 20);
+        assert_eq!(cached, stored, "user {user}");
+    }
 }

@@ -1,0 +1,31 @@
+use txwatch_cache::testing::TestRedis;
+use txwatch_cache::{CacheConfig, CacheError, Keys, WindowStore, connect, ping};
+
+use crate::{new_user, within};
+
+#[tokio::test]
+async fn a_running_redis_answers_a_ping() {
+    let redis = within(TestRedis::create()).await;
+    within(ping(redis.pool())).await.expect("ping");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_reported_as_unavailable() {
+    let config = CacheConfig {
+        url: "redis://127.0.0.1:1".into(),
+        key_prefix: "test:unreachable:".into(),
+        max_connections: 2,
+        connect_timeout_ms: 1_000,
+    };
+    // Building the pool must not need Redis, so the server can start first.
+    let pool = connect(&config).expect("the pool is built without connecting");
+    match within(ping(&pool)).await {
+        Err(error) => assert!(error.is_unavailable(), "{error:?}"),
+        Ok(()) => panic!("nothing listens on port 1, yet the ping succeeded"),
+    }
+    let store = WindowStore::new(pool, Keys::new(config.key_prefix), 20);
+    match within(store.read(new_user())).await {
+        Err(error @ CacheError::Unavailable(_)) => assert!(error.is_unavailable()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}

@@ -1,0 +1,74 @@
+use deadpool_redis::redis;
+use txwatch_cache::testing::TestRedis;
+use txwatch_cache::{RedisPool, WindowStore};
+
+use crate::{amounts, new_user, within};
+
+/// How many keys exist under `pattern`, counted with `SCAN` as the cleanup
+/// finds them.
+async fn count_matching(pool: &RedisPool, pattern: &str) -> usize {
+    let mut connection = within(pool.get()).await.expect("connection");
+    let mut cursor: u64 = 0;
+    let mut count = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = within(
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1_000)
+                .query_async(&mut connection),
+        )
+        .await
+        .expect("scan");
+        count += keys.len();
+        if next == 0 {
+            return count;
+        }
+        cursor = next;
+    }
+}
+
+#[tokio::test]
+async fn each_test_redis_has_a_fresh_prefix_of_its_own() {
+    let first = within(TestRedis::create()).await;
+    let second = within(TestRedis::create()).await;
+    assert!(first.keys().prefix().starts_with("test:"));
+    assert!(first.keys().prefix().ends_with(':'));
+    assert_ne!(first.keys().prefix(), second.keys().prefix());
+    assert_eq!(first.config().key_prefix, first.keys().prefix());
+}
+
+#[tokio::test]
+async fn dropping_a_test_redis_removes_its_keys_and_no_others() {
+    let neighbour = within(TestRedis::create()).await;
+    let neighbours_windows =
+        WindowStore::new(neighbour.pool().clone(), neighbour.keys().clone(), 5);
+    let kept_user = new_user();
+    within(neighbours_windows.replace(kept_user, &amounts(&["9.00"])))
+        .await
+        .expect("replace the neighbour's window");
+
+    let doomed = within(TestRedis::create()).await;
+    let pattern = doomed.keys().pattern();
+    let windows = WindowStore::new(doomed.pool().clone(), doomed.keys().clone(), 5);
+    for _ in 0..3 {
+        within(windows.replace(new_user(), &amounts(&["1.00", "2.00"])))
+            .await
+            .expect("replace");
+    }
+    assert_eq!(count_matching(neighbour.pool(), &pattern).await, 3);
+
+    drop(windows);
+    drop(doomed);
+
+    // Checked over the neighbour's connection, which the drop did not touch.
+    assert_eq!(count_matching(neighbour.pool(), &pattern).await, 0);
+    assert_eq!(
+        within(neighbours_windows.read(kept_user))
+            .await
+            .expect("read the neighbour's window"),
+        amounts(&["9.00"])
+    );
+}

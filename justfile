@@ -1,0 +1,76 @@
+# txwatch: run `just` to list recipes.
+
+set dotenv-load := true
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+compose := "docker compose -f deploy/docker-compose.yml"
+
+# List recipes.
+default:
+    @just --list
+
+# Start the whole stack (Postgres, Redis, server) with Docker Compose.
+up:
+    {{compose}} up -d --build --wait
+
+# Stop the Docker Compose stack.
+down:
+    {{compose}} down
+
+# Make sure Postgres and Redis answer (starts local ones, or Docker's).
+services:
+    @scripts/services.sh
+
+# Run the release build natively against the services in .env / the environment.
+run: services
+    cargo run --release --locked -p txwatch-server --bin txwatch -- serve
+
+# Create the database if needed and apply migrations.
+migrate: services
+    cargo run --release --locked -p txwatch-server --bin txwatch -- migrate
+
+# Load history (defaults: 10 users x 15,000 rows over 365 days). Try `just seed --help`.
+seed *ARGS: services
+    cargo run --release --locked -p txwatch-server --bin txwatch -- seed {{ARGS}}
+
+# Run every test against real Postgres and Redis.
+test: services
+    cargo test --workspace --locked --no-fail-fast
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Fail if the code is not formatted.
+fmt-check:
+    cargo fmt --all -- --check
+
+# Clippy with warnings as errors.
+lint:
+    cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+# Fail if `domain` depends on IO crates (tokio, postgres, redis, actix).
+deps:
+    @scripts/check-deps.sh
+
+# Validate deploy/docker-compose.yml (no Docker engine needed).
+compose-check:
+    @scripts/compose-check.sh
+
+# Everything CI checks: fmt, lint, deps, compose file, test.
+check: fmt-check lint deps compose-check test
+
+# All benchmarks.
+bench: bench-seed bench-query
+
+# Query throughput: pgbench vs GET /transactions on 1.5M rows (needs wrk, pgbench).
+bench-query: services
+    bench/query.sh
+
+# Seeding speed and peak memory: 150,000 rows and 10M rows.
+bench-seed: services
+    bench/seed.sh
+
+# Drop test_* databases left behind by interrupted test runs.
+sweep-test-dbs:
+    @scripts/sweep-test-dbs.sh
