@@ -71,6 +71,10 @@ bench-query: services
 bench-seed: services
     bench/seed.sh
 
+# EXPLAIN (ANALYZE, BUFFERS) of the history and users queries on the bench-query data.
+bench-explain: services
+    bench/explain.sh
+
 # Drop test_* databases left behind by interrupted test runs.
 sweep-test-dbs:
     @scripts/sweep-test-dbs.sh

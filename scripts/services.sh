@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pg_host=127.0.0.1 pg_port=5432 redis_host=127.0.0.1 redis_port=6379
+# Where to look; override to check other servers.
+pg_host=${PG_HOST:-127.0.0.1} pg_port=${PG_PORT:-5432}
+redis_host=${REDIS_HOST:-127.0.0.1} redis_port=${REDIS_PORT:-6379}
 
 reachable() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# History query throughput at 32 connections: the same SQL through pgbench
+# (the database alone) and GET /transactions through wrk (the whole server),
+# on 100 users x 15,000 rows (1.5M) seeded once and reused.
+source "$(dirname "$0")/common.sh"
+need psql pgbench wrk curl bc
+build_release
+
+USERS=${USERS:-100}
+ROWS=${ROWS_PER_USER:-15000}
+CONNECTIONS=${CONNECTIONS:-32}
+DURATION=${DURATION:-20}
+PORT=${BENCH_PORT:-18181}
+DB=txwatch_bench_query
+URL=$BENCH_SERVER/$DB
+
+psql "$BENCH_SERVER/postgres" -tAc "select 1 from pg_database where datname = '$DB'" | grep -q 1 \
+  || psql "$BENCH_SERVER/postgres" -qc "create database $DB"
+DATABASE_URL=$URL $BIN migrate >/dev/null 2>&1
+have=$(psql "$URL" -tAc "select count(*) from transactions")
+if [ "$have" != $((USERS * ROWS)) ]; then
+  echo "seeding $USERS users x $ROWS rows..."
+  DATABASE_URL=$URL APP_LOG__FILTER=warn $BIN seed --users "$USERS" --rows-per-user "$ROWS" --seed 1 --reset --quiet
+  psql "$URL" -qc "vacuum analyze transactions"
+fi
+
+# A year back from now, as the query's date range.
+FROM=$(date -u -d '365 days ago' +%Y-%m-%dT%H:%M:%SZ)
+TO=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+mapfile -t users < <(psql "$URL" -tAc "
+  with recursive u(user_id) as (
+    (select user_id from transactions order by user_id limit 1)
+    union all
+    select (select t.user_id from transactions t where t.user_id > u.user_id order by t.user_id limit 1)
+    from u where u.user_id is not null)
+  select user_id from u where user_id is not null")
+
+# The server's query, with the parameters a first page of 100 binds
+# (limit 101: the extra row tells whether more follow).
+sql() {
+  echo "select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, window_mean, threshold from transactions where user_id = '$1' and txn_date between '$FROM' and '$TO' and amount between 0 and 10000000000 order by txn_date desc, id asc limit 101;"
+}
+
+echo "== database alone: pgbench -M prepared, $CONNECTIONS connections, ${DURATION}s, random users"
+rm -rf "$OUT/pgbench" && mkdir -p "$OUT/pgbench"
+scripts=()
+for u in "${users[@]}"; do sql "$u" >"$OUT/pgbench/$u.sql"; scripts+=(-f "$OUT/pgbench/$u.sql"); done
+pgbench -n -M prepared -c "$CONNECTIONS" -j 1 -T "$DURATION" "${scripts[@]}" "$URL" >"$OUT/pgbench.log" 2>&1
+pg_rate=$(grep -oP 'tps = \K[0-9.]+' "$OUT/pgbench.log" | head -1)
+pg_latency=$(grep -oP 'latency average = \K[0-9.]+' "$OUT/pgbench.log")
+echo "pgbench: $pg_rate queries/s (average latency $pg_latency ms)"
+
+echo "== whole server: wrk GET /transactions?limit=100, $CONNECTIONS connections, ${DURATION}s, random users"
+lua=$OUT/transactions.lua
+{
+  echo "local users = {"
+  printf '  "%s",\n' "${users[@]}"
+  echo "}"
+  cat <<LUA
+math.randomseed(os.time())
+request = function()
+  local user = users[math.random(#users)]
+  return wrk.format("GET", "/transactions?user_id=" .. user .. "&from_date=$FROM&to_date=$TO&limit=100")
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rate=%.1f p50=%.2f p90=%.2f p99=%.2f non2xx=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+} >"$lua"
+
+DATABASE_URL=$URL PORT=$PORT APP_LOG__FILTER=warn APP_DATABASE__MAX_CONNECTIONS=${POOL:-16} \
+  $BIN serve >"$OUT/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fs "localhost:$PORT/health" >/dev/null && break; sleep 0.1; done
+curl -fs "localhost:$PORT/transactions?user_id=${users[0]}&limit=1" | grep -q '"transactions"'
+
+wrk -t1 -c"$CONNECTIONS" -d3s -s "$lua" "http://127.0.0.1:$PORT" >/dev/null # warm-up
+wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$PORT" >"$OUT/wrk.log"
+result=$(grep RESULT "$OUT/wrk.log")
+rate=$(grep -oP 'rate=\K[0-9.]+' <<<"$result")
+echo "wrk: $rate requests/s, p50 $(grep -oP 'p50=\K[0-9.]+' <<<"$result") ms," \
+  "p90 $(grep -oP 'p90=\K[0-9.]+' <<<"$result") ms, p99 $(grep -oP 'p99=\K[0-9.]+' <<<"$result") ms," \
+  "non-2xx $(grep -oP 'non2xx=\K[0-9]+' <<<"$result"), socket errors $(grep -oP 'errors=\K[0-9]+' <<<"$result")"
+echo "ratio: HTTP / pgbench = $(echo "scale=3; $rate / $pg_rate" | bc) (target >= 0.60; p99 target < 15 ms)"
