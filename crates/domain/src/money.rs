@@ -78,9 +78,18 @@ impl Amount {
     }
 
     /// The value as a float, for statistics only (never for storage).
+    ///
+    /// This is the double nearest to the exact amount (what parsing its text
+    /// as a float gives), computed cheaply: the scale is always 2, so it is
+    /// the whole number of cents divided by 100, one correctly rounded
+    /// division when the cents fit a double's 53-bit mantissa.
     pub fn to_f64(&self) -> f64 {
-        use rust_decimal::prelude::ToPrimitive;
-        self.0.to_f64().unwrap_or(f64::NAN)
+        const EXACT_IN_F64: u64 = 1 << 53;
+        let cents = self.0.mantissa();
+        match i64::try_from(cents) {
+            Ok(small) if small.unsigned_abs() <= EXACT_IN_F64 => small as f64 / 100.0,
+            _ => cents as f64 / 100.0,
+        }
     }
 }
 
@@ -196,6 +205,31 @@ mod tests {
         check("", Err(AmountError::NotANumber));
         check("1.2.3", Err(AmountError::NotANumber));
         check("0x10", Err(AmountError::NotANumber));
+    }
+
+    #[test]
+    fn to_f64_is_the_double_nearest_the_exact_amount() {
+        // A deterministic spread of cents over every magnitude up to 2^53.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for step in 0..20_000_u32 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let bits = step % 54;
+            let magnitude = (state >> 11) & ((1_u64 << bits) - 1).max(1);
+            let cents = if step % 2 == 0 {
+                magnitude as i128
+            } else {
+                -(magnitude as i128)
+            };
+            let amount = Amount::from_cents(cents).expect("in range");
+            let parsed: f64 = amount.to_string().parse().expect("a float");
+            assert_eq!(amount.to_f64(), parsed, "{amount}");
+        }
+        // Beyond 2^53 cents, within one part in 10^15.
+        let huge = Amount::max_value();
+        let parsed: f64 = huge.to_string().parse().expect("a float");
+        assert!((huge.to_f64() - parsed).abs() <= parsed * 1e-15);
     }
 
     #[test]

@@ -62,15 +62,17 @@ impl HistoryPlan {
             start,
             slot_nanos,
             round: 0,
-            next: 0,
+            pending: Vec::new(),
         }
     }
 }
 
 /// Generates history round by round: in round `i` every user gets its
 /// `i`-th transaction, dated at a random point of the `i`-th of
-/// `rows_per_user` equal slots of the span. Each user's rows are therefore in
-/// strictly increasing time order, and the whole stream is nearly so.
+/// `rows_per_user` equal slots of the span, and each round is emitted in time
+/// order. The whole stream is therefore in time order, and so are the UUIDv7
+/// ids: a database appends them at the right edge of its primary key index
+/// instead of searching the tree for each.
 #[derive(Debug, Clone)]
 pub struct History {
     simulators: Vec<UserSimulator>,
@@ -78,33 +80,42 @@ pub struct History {
     start: OffsetDateTime,
     slot_nanos: i128,
     round: u64,
-    next: usize,
+    /// The rest of the current round, latest first (popped from the end).
+    pending: Vec<SimulatedTransaction>,
 }
 
 impl Iterator for History {
     type Item = SimulatedTransaction;
 
     fn next(&mut self) -> Option<SimulatedTransaction> {
-        if self.simulators.is_empty() || self.round >= self.rows_per_user {
-            return None;
+        if self.pending.is_empty() {
+            self.generate_round();
         }
-        let sim = &mut self.simulators[self.next];
-        let jitter = (sim.unit() * self.slot_nanos as f64) as i128;
-        let offset = self.round as i128 * self.slot_nanos + jitter;
-        let at = self.start + Duration::nanoseconds_i128(offset);
-        let row = sim.next_at(at);
-        self.next += 1;
-        if self.next == self.simulators.len() {
-            self.next = 0;
-            self.round += 1;
-        }
-        Some(row)
+        self.pending.pop()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let done = self.round as usize * self.simulators.len() + self.next;
-        let left = (self.rows_per_user as usize * self.simulators.len()).saturating_sub(done);
+        let rounds_left = self.rows_per_user.saturating_sub(self.round) as usize;
+        let left = rounds_left * self.simulators.len() + self.pending.len();
         (left, Some(left))
+    }
+}
+
+impl History {
+    fn generate_round(&mut self) {
+        if self.round >= self.rows_per_user {
+            return;
+        }
+        let slot_start =
+            self.start + Duration::nanoseconds_i128(self.round as i128 * self.slot_nanos);
+        for sim in &mut self.simulators {
+            let jitter = (sim.unit() * self.slot_nanos as f64) as i128;
+            self.pending
+                .push(sim.next_at(slot_start + Duration::nanoseconds_i128(jitter)));
+        }
+        self.pending
+            .sort_unstable_by(|a, b| (b.txn_date, b.id).cmp(&(a.txn_date, a.id)));
+        self.round += 1;
     }
 }
 
@@ -143,6 +154,21 @@ mod tests {
             }
         }
         assert_eq!(last.len(), 3);
+    }
+
+    #[test]
+    fn the_stream_is_in_time_order_so_ids_ascend() {
+        let p = plan(7, 300, 8);
+        let rows: Vec<_> = p
+            .generate(&SimulatorConfig::default(), &[0, 1, 2, 3, 4, 5, 6])
+            .collect();
+        assert_eq!(rows.len(), 2100);
+        for pair in rows.windows(2) {
+            assert!(pair[0].txn_date <= pair[1].txn_date);
+            let millis =
+                |t: &SimulatedTransaction| t.id.as_uuid().get_timestamp().map(|ts| ts.to_unix());
+            assert!(millis(&pair[0]) <= millis(&pair[1]));
+        }
     }
 
     #[test]
