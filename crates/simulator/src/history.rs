@@ -113,8 +113,9 @@ impl History {
             self.pending
                 .push(sim.next_at(slot_start + Duration::nanoseconds_i128(jitter)));
         }
+        // Latest first, so `pop` yields the earliest.
         self.pending
-            .sort_unstable_by(|a, b| (b.txn_date, b.id).cmp(&(a.txn_date, a.id)));
+            .sort_unstable_by_key(|t| std::cmp::Reverse((t.txn_date, t.id)));
         self.round += 1;
     }
 }

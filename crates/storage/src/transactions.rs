@@ -84,20 +84,33 @@ const COLUMN_TYPES: [Type; 11] = [
     Type::FLOAT8,
 ];
 
-const FIRST_PAGE: &str = "select id, user_id, amount, currency, txn_date, status, \
-     is_anomaly, anomaly_score, window_len, window_mean, threshold \
-     from transactions \
-     where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
+// Why the nested query: the contract orders by `txn_date desc, id asc`, which
+// the index (user_id, txn_date, amount, id) does not give directly. A server
+// runs these as prepared statements, whose generic plan estimates one
+// matching row and so would rather sort every row of the user than walk the
+// index. The inner query orders by `txn_date desc` only, which a backward
+// index scan yields for free under any plan, and stops after `$n` rows plus
+// any that tie on the last date; the outer sort then puts that small set in
+// contract order. The first `$n` rows in contract order are always among
+// them.
+const FIRST_PAGE: &str = "select * from ( \
+       select id, user_id, amount, currency, txn_date, status, \
+              is_anomaly, anomaly_score, window_len, window_mean, threshold \
+       from transactions \
+       where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
+       order by txn_date desc fetch first ($6) rows with ties) page \
      order by txn_date desc, id asc limit $6";
 
-// The keyset condition is "after (date, id) in txn_date DESC, id ASC order":
+// The keyset condition is "after (date, id) in txn_date desc, id asc order":
 // an earlier date, or the same date and a greater id. The redundant
 // `txn_date <= $6` lets the index range scan start at the cursor.
-const NEXT_PAGE: &str = "select id, user_id, amount, currency, txn_date, status, \
-     is_anomaly, anomaly_score, window_len, window_mean, threshold \
-     from transactions \
-     where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
-       and txn_date <= $6 and (txn_date < $6 or id > $7) \
+const NEXT_PAGE: &str = "select * from ( \
+       select id, user_id, amount, currency, txn_date, status, \
+              is_anomaly, anomaly_score, window_len, window_mean, threshold \
+       from transactions \
+       where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
+         and txn_date <= $6 and (txn_date < $6 or id > $7) \
+       order by txn_date desc fetch first ($8) rows with ties) page \
      order by txn_date desc, id asc limit $8";
 
 // A skip scan over the leading column of ix_user_date_amount_id: one index
