@@ -5,6 +5,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Where benchmark databases are created (a server URL without a database).
 BENCH_SERVER=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
 OUT=bench/out
+# Benchmark seeds warm windows under their own Redis prefix.
+export APP_REDIS__KEY_PREFIX=${APP_REDIS__KEY_PREFIX:-txwatch-bench:}
 mkdir -p "$OUT"
 
 need() {

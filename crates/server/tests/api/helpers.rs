@@ -33,6 +33,12 @@ pub(crate) struct Reply {
 }
 
 pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], adjusting the settings first (the database settings
+/// already point at the test's own database).
+pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_logging();
     let db = TestDatabase::create().await;
     let mut settings = Settings::load_from(Default::default()).expect("default settings");
@@ -40,6 +46,7 @@ pub(crate) async fn spawn_app() -> TestApp {
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.database = db.config().clone();
+    adjust(&mut settings);
     let application = within(Application::build(settings))
         .await
         .expect("server starts");

@@ -4,5 +4,7 @@
 mod errors;
 mod helpers;
 mod history;
+mod outage;
+mod proxy;
 mod routes;
 mod seeding;
