@@ -68,7 +68,7 @@ async fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("error: {}", chain(&error));
+            eprintln!("error: {:#}", anyhow::Error::from(error));
             return ExitCode::FAILURE;
         }
     };
@@ -83,8 +83,9 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %chain(error.as_ref()), "stopped");
-            eprintln!("error: {}", chain(error.as_ref()));
+            // `{:#}` prints the whole chain: "error: cause: cause".
+            tracing::error!(error = format!("{error:#}"), "stopped");
+            eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -148,18 +149,10 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
     match warm_windows(&store, &report).await {
         Ok(users) => println!("warmed the Redis windows of {users} users"),
         // The history is stored; windows are rebuilt from it when needed.
-        Err(error) => eprintln!("warning: Redis windows not warmed: {}", chain(&error)),
+        Err(error) => eprintln!(
+            "warning: Redis windows not warmed: {:#}",
+            anyhow::Error::from(error)
+        ),
     }
     Ok(())
-}
-
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

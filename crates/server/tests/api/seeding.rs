@@ -5,7 +5,7 @@ use time::macros::datetime;
 use txwatch_cache::WindowStore;
 use txwatch_cache::testing::TestRedis;
 use txwatch_domain::{Detector, RollingMean, Verdict, Window};
-use txwatch_server::seed::{SeedOptions, seed, warm_windows};
+use txwatch_server::seed::{SeedError, SeedOptions, SeedReport, seed, warm_windows};
 use txwatch_simulator::SimulatorConfig;
 use txwatch_storage::TransactionRepository;
 use txwatch_storage::testing::TestDatabase;
@@ -25,17 +25,26 @@ fn small(seed_value: Option<u64>, reset: bool) -> SeedOptions {
     }
 }
 
-async fn run(repository: &TransactionRepository, options: &SeedOptions) -> u64 {
-    let report = within(seed(
+async fn try_run(
+    repository: &TransactionRepository,
+    options: &SeedOptions,
+) -> Result<SeedReport, SeedError> {
+    let (detector, simulator) = (RollingMean::default(), SimulatorConfig::default());
+    within(seed(
         repository,
-        RollingMean::default(),
-        &SimulatorConfig::default(),
+        detector,
+        &simulator,
         options,
         &ProgressBar::hidden(),
     ))
     .await
-    .expect("seeding succeeds");
-    report.rows
+}
+
+async fn run(repository: &TransactionRepository, options: &SeedOptions) -> u64 {
+    try_run(repository, options)
+        .await
+        .expect("seeding succeeds")
+        .rows
 }
 
 async fn count(db: &TestDatabase) -> (i64, i64) {
@@ -149,14 +158,7 @@ async fn seeding_the_same_rows_again_fails_and_stores_nothing_new() {
     let db = TestDatabase::create().await;
     let repository = TransactionRepository::new(db.pool().clone());
     run(&repository, &small(Some(5), false)).await;
-    let again = within(seed(
-        &repository,
-        RollingMean::default(),
-        &SimulatorConfig::default(),
-        &small(Some(5), false),
-        &ProgressBar::hidden(),
-    ))
-    .await;
+    let again = try_run(&repository, &small(Some(5), false)).await;
     assert!(again.is_err(), "duplicate ids must be refused");
     assert_eq!(count(&db).await, (2100, 3));
 }
@@ -166,15 +168,9 @@ async fn warmed_windows_equal_each_users_latest_amounts_in_postgres() {
     let db = TestDatabase::create().await;
     let redis = TestRedis::create().await;
     let repository = TransactionRepository::new(db.pool().clone());
-    let report = within(seed(
-        &repository,
-        RollingMean::default(),
-        &SimulatorConfig::default(),
-        &small(Some(3), false),
-        &ProgressBar::hidden(),
-    ))
-    .await
-    .expect("seeding succeeds");
+    let report = try_run(&repository, &small(Some(3), false))
+        .await
+        .expect("seeding succeeds");
     let store = WindowStore::new(redis.pool().clone(), redis.keys().clone(), 20);
     assert_eq!(
         within(warm_windows(&store, &report)).await.expect("warmed"),
