@@ -17,7 +17,8 @@ create table transactions (
     anomaly_score double precision,
     -- how many earlier amounts the verdict was based on
     window_len    integer not null,
-    window_mean   double precision,
+    -- what the detector took as typical: the window mean for the default rule
+    baseline      double precision,
     threshold     double precision,
     created_at    timestamptz not null default now()
 );

@@ -1,9 +1,12 @@
 //! The transaction model and anomaly detection, as a pure library.
 //!
 //! Main types: [`Transaction`] (with [`TransactionId`], [`UserId`], [`Amount`],
-//! [`Currency`], [`Status`]), the [`Detector`] trait with its default
-//! [`RollingMean`] rule, and the [`Verdict`] a detector returns, and the [`Window`] of a user's recent
-//! amounts it judges against.
+//! [`Currency`], [`Status`]); the [`Detector`] trait with four streaming
+//! detectors, [`RollingMean`] (the old service's rule, the default),
+//! [`ZScore`], [`RobustZScore`] and [`Ewma`], chosen at run time through
+//! [`AnyDetector`]; the [`Verdict`] a detector returns; and the [`Window`] of
+//! a user's recent amounts. The [`detector`] module docs say what
+//! each parameter means and when to choose which detector.
 //!
 //! This crate must never depend on tokio, async code, a database, Redis, HTTP,
 //! a clock or a random number generator: time and randomness are passed in by
@@ -11,23 +14,34 @@
 //! library.
 //!
 //! ```
-//! use txwatch_domain::{Amount, Detector, RollingMean, Verdict};
+//! use txwatch_domain::{Detector, RobustZScore, Verdict};
 //!
-//! let detector = RollingMean::default(); // window 20, minimum 10, multiplier 5
-//! let history: Vec<Amount> = (0..10).map(|_| "100.00".parse().unwrap()).collect();
-//! let spike: Amount = "900.00".parse().unwrap();
-//! match detector.assess(&history, spike) {
-//!     Verdict::Scored(score) => assert!(score.is_anomaly),
-//!     Verdict::NotEnoughHistory { .. } => unreachable!("ten amounts are enough"),
+//! // One detector, one state per entity (here a single series).
+//! let detector = RobustZScore::default(); // window 30, minimum 10, threshold 3.5
+//! let mut state = detector.new_state();
+//! for amount in [120.0, 95.5, 101.0, 99.9, 130.0, 87.0, 110.0, 104.2, 98.0, 115.0] {
+//!     detector.observe(&mut state, amount); // scored, then learned
 //! }
+//! let verdict = detector.observe(&mut state, 2_400.0);
+//! assert!(verdict.is_anomaly());
+//! assert!(verdict.graded() > 0.9); // graded in [0, 1], above 0.5 when flagged
+//!
+//! // States are serde values: keep them anywhere, restore them later.
+//! let saved = serde_json::to_string(&state).unwrap();
+//! let restored = serde_json::from_str(&saved).unwrap();
+//! assert_eq!(state, restored);
+//! assert!(matches!(detector.score(&restored, 100.0), Verdict::Scored(s) if !s.is_anomaly));
 //! ```
 
-mod detector;
+pub mod detector;
 mod money;
 mod transaction;
 mod window;
 
-pub use detector::{Detector, DetectorConfigError, RollingMean, Score, Verdict};
+pub use detector::{
+    AnyDetector, AnyState, Detector, DetectorConfigError, DetectorKind, Ewma, EwmaState,
+    RobustState, RobustZScore, RollingMean, RollingMeanState, Score, Verdict, ZScore, ZScoreState,
+};
 pub use money::{Amount, AmountError};
 pub use transaction::{
     Currency, CurrencyError, Status, StatusError, Transaction, TransactionId, UserId,

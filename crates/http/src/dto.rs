@@ -35,7 +35,7 @@ impl Serialize for TransactionJson<'_> {
 }
 
 /// `meta_data`: `is_anomaly` as before; `window_len` always, and `score`,
-/// `window_mean` and `threshold` once the user had enough history.
+/// `baseline` and `threshold` once the user had enough history.
 struct MetaDataJson<'a>(&'a Transaction);
 
 impl Serialize for MetaDataJson<'_> {
@@ -48,7 +48,7 @@ impl Serialize for MetaDataJson<'_> {
         out.serialize_field("window_len", &verdict.window_len())?;
         if let Some(score) = score {
             out.serialize_field("score", &score.score)?;
-            out.serialize_field("window_mean", &score.window_mean)?;
+            out.serialize_field("baseline", &score.baseline)?;
             out.serialize_field("threshold", &score.threshold)?;
         }
         out.end()

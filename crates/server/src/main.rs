@@ -7,7 +7,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use txwatch_cache::{Keys, WindowStore};
-use txwatch_domain::Detector;
 use txwatch_server::seed::{SeedOptions, seed, warm_windows};
 use txwatch_server::{Application, Settings, prepare_database, telemetry};
 use txwatch_simulator::SimulatorConfig;
@@ -112,6 +111,7 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
         end: args.end,
         reset: args.reset,
         workers: args.workers,
+        window_len: settings.detector.window_len()?,
     };
     let progress = if args.quiet {
         ProgressBar::hidden()
@@ -144,7 +144,7 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
     let store = WindowStore::new(
         txwatch_cache::connect(&settings.redis)?,
         Keys::new(settings.redis.key_prefix.as_str()),
-        detector.window_len(),
+        options.window_len,
     );
     match warm_windows(&store, &report).await {
         Ok(users) => println!("warmed the Redis windows of {users} users"),

@@ -41,6 +41,8 @@ pub struct SeedOptions {
     pub reset: bool,
     /// Parallel `COPY` streams.
     pub workers: usize,
+    /// Recent amounts kept per user for its Redis window.
+    pub window_len: usize,
 }
 
 impl Default for SeedOptions {
@@ -54,6 +56,7 @@ impl Default for SeedOptions {
             end: None,
             reset: false,
             workers: 2,
+            window_len: 20,
         }
     }
 }
@@ -111,6 +114,7 @@ pub async fn seed<D>(
 ) -> Result<SeedReport, SeedError>
 where
     D: Detector + Clone + Send + 'static,
+    D::State: Send,
 {
     if options.workers == 0 {
         return Err(SeedError::Options("workers must be at least 1"));
@@ -145,6 +149,7 @@ where
             simulator.clone(),
             plan.clone(),
             positions,
+            options.window_len,
             progress.clone(),
         )));
     }
@@ -188,14 +193,18 @@ async fn run_worker<D>(
     simulator: SimulatorConfig,
     plan: HistoryPlan,
     positions: Vec<usize>,
+    window_len: usize,
     progress: ProgressBar,
 ) -> Result<WorkerDone, SeedError>
 where
     D: Detector + Send + 'static,
+    D::State: Send,
 {
     let (sender, mut receiver) = mpsc::channel::<Vec<Transaction>>(BATCHES_IN_FLIGHT);
     let generator = tokio::task::spawn_blocking(move || {
-        generate(&detector, &simulator, &plan, &positions, &sender)
+        generate(
+            &detector, &simulator, &plan, &positions, window_len, &sender,
+        )
     });
 
     let mut bulk = repository.bulk_insert().await?;
@@ -217,21 +226,22 @@ where
 }
 
 /// Generates and scores the rows of the users at `positions`, sending them
-/// in batches; returns each user's final window.
+/// in batches; returns each user's final window of `window_len` amounts.
 fn generate<D: Detector>(
     detector: &D,
     simulator: &SimulatorConfig,
     plan: &HistoryPlan,
     positions: &[usize],
+    window_len: usize,
     sender: &mpsc::Sender<Vec<Transaction>>,
 ) -> Vec<(UserId, Vec<Amount>)> {
-    let mut windows: HashMap<UserId, Window> = HashMap::with_capacity(positions.len());
+    let mut users: HashMap<UserId, (D::State, Window)> = HashMap::with_capacity(positions.len());
     let mut batch = Vec::with_capacity(BATCH);
     for row in plan.generate(simulator, positions) {
-        let window = windows
+        let (state, window) = users
             .entry(row.user_id)
-            .or_insert_with(|| Window::new(detector.window_len()));
-        batch.push(score(detector, window, row));
+            .or_insert_with(|| (detector.new_state(), Window::new(window_len)));
+        batch.push(score(detector, state, window, row));
         if batch.len() == BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if sender.blocking_send(full).is_err() {
@@ -243,16 +253,21 @@ fn generate<D: Detector>(
     if !batch.is_empty() {
         let _ = sender.blocking_send(batch);
     }
-    windows
+    users
         .into_iter()
-        .map(|(user, window)| (user, window.iter().copied().collect()))
+        .map(|(user, (_, window))| (user, window.iter().copied().collect()))
         .collect()
 }
 
-/// Judges `row` against the user's window, then adds it to the window:
-/// exactly what the live pipeline does, so a replay gives the same flags.
-fn score<D: Detector>(detector: &D, window: &mut Window, row: SimulatedTransaction) -> Transaction {
-    let verdict = detector.assess(window.as_slice(), row.amount);
+/// Judges `row` against the user's earlier amounts, then learns it: exactly
+/// what the live pipeline does, so a replay gives the same flags.
+fn score<D: Detector>(
+    detector: &D,
+    state: &mut D::State,
+    window: &mut Window,
+    row: SimulatedTransaction,
+) -> Transaction {
+    let verdict = detector.observe(state, row.amount.to_f64());
     window.push(row.amount);
     Transaction {
         id: row.id,

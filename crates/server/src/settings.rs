@@ -3,7 +3,9 @@
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use txwatch_cache::CacheConfig;
-use txwatch_domain::{DetectorConfigError, RollingMean};
+use txwatch_domain::{
+    AnyDetector, DetectorConfigError, DetectorKind, Ewma, RobustZScore, RollingMean, ZScore,
+};
 use txwatch_http::HttpConfig;
 use txwatch_storage::StorageConfig;
 
@@ -41,25 +43,95 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
 }
 
-/// Parameters of the rolling-mean detector.
+/// Which detector scores transactions, and its parameters. A parameter left
+/// out takes that detector's default; one that does not apply to the chosen
+/// detector is an error rather than silently ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorSettings {
-    /// How many earlier amounts form the window.
-    pub window: usize,
+    /// `rolling_mean` (the old rule, default), `zscore`, `robust` or `ewma`.
+    pub kind: DetectorKind,
+    /// Earlier amounts kept (window detectors).
+    pub window: Option<usize>,
     /// Earlier amounts needed before judging.
-    pub min_history: usize,
-    /// Flag amounts above this many times the window mean.
-    pub multiplier: f64,
+    pub min_history: Option<usize>,
+    /// Flag amounts above this many times the window mean (`rolling_mean`).
+    pub multiplier: Option<f64>,
+    /// Standard units beyond which an amount is flagged (`zscore`, `robust`, `ewma`).
+    pub threshold: Option<f64>,
+    /// Weight of the newest amount (`ewma`).
+    pub alpha: Option<f64>,
 }
 
 impl DetectorSettings {
     /// The detector these settings describe.
     ///
     /// # Errors
-    /// [`DetectorConfigError`] for impossible parameters.
-    pub fn detector(&self) -> Result<RollingMean, DetectorConfigError> {
-        RollingMean::try_new(self.window, self.min_history, self.multiplier)
+    /// [`SettingsError`] for impossible parameters or ones that do not apply.
+    pub fn detector(&self) -> Result<AnyDetector, SettingsError> {
+        let not_for = |key: &'static str, present: bool| {
+            if present {
+                Err(SettingsError::Invalid {
+                    key,
+                    reason: "does not apply to the chosen detector.kind",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match self.kind {
+            DetectorKind::RollingMean => {
+                not_for("detector.threshold", self.threshold.is_some())?;
+                not_for("detector.alpha", self.alpha.is_some())?;
+                let d = RollingMean::default();
+                AnyDetector::RollingMean(RollingMean::try_new(
+                    self.window.unwrap_or(d.window()),
+                    self.min_history.unwrap_or(d.min_history()),
+                    self.multiplier.unwrap_or(d.multiplier()),
+                )?)
+            }
+            DetectorKind::ZScore => {
+                not_for("detector.multiplier", self.multiplier.is_some())?;
+                not_for("detector.alpha", self.alpha.is_some())?;
+                let d = ZScore::default();
+                AnyDetector::ZScore(ZScore::try_new(
+                    self.window.unwrap_or(d.window()),
+                    self.min_history.unwrap_or(d.min_history()),
+                    self.threshold.unwrap_or(d.threshold()),
+                )?)
+            }
+            DetectorKind::Robust => {
+                not_for("detector.multiplier", self.multiplier.is_some())?;
+                not_for("detector.alpha", self.alpha.is_some())?;
+                let d = RobustZScore::default();
+                AnyDetector::Robust(RobustZScore::try_new(
+                    self.window.unwrap_or(d.window()),
+                    self.min_history.unwrap_or(d.min_history()),
+                    self.threshold.unwrap_or(d.threshold()),
+                )?)
+            }
+            DetectorKind::Ewma => {
+                not_for("detector.multiplier", self.multiplier.is_some())?;
+                not_for("detector.window", self.window.is_some())?;
+                let d = Ewma::default();
+                AnyDetector::Ewma(Ewma::try_new(
+                    self.alpha.unwrap_or(d.alpha()),
+                    self.min_history.unwrap_or(d.min_history()),
+                    self.threshold.unwrap_or(d.threshold()),
+                )?)
+            }
+        })
+    }
+
+    /// How many recent amounts a user's Redis window keeps: the detector's
+    /// window, or for EWMA (which needs none) enough to rebuild its state.
+    pub fn window_len(&self) -> Result<usize, SettingsError> {
+        Ok(match self.detector()? {
+            AnyDetector::RollingMean(d) => d.window(),
+            AnyDetector::ZScore(d) => d.window(),
+            AnyDetector::Robust(d) => d.window(),
+            AnyDetector::Ewma(d) => d.min_history().max(20),
+        })
     }
 }
 
@@ -202,9 +274,10 @@ mod tests {
     fn defaults_load_and_match_the_old_service() {
         let settings = load(&[]).expect("defaults are valid");
         assert_eq!(settings.server.port, 8000);
-        assert_eq!(settings.detector.window, 20);
-        assert_eq!(settings.detector.min_history, 10);
-        assert_eq!(settings.detector.multiplier, 5.0);
+        assert_eq!(
+            settings.detector.detector().expect("valid"),
+            AnyDetector::default()
+        );
         assert_eq!(settings.http.cors_allowed_origins, ["*"]);
     }
 
@@ -227,7 +300,7 @@ mod tests {
             ),
         ])
         .expect("valid");
-        assert_eq!(nested.detector.multiplier, 2.5);
+        assert_eq!(nested.detector.multiplier, Some(2.5));
         assert_eq!(
             nested.http.cors_allowed_origins,
             ["https://a.example", "https://b.example"]
@@ -243,19 +316,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("txwatch-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let good = dir.join("good.toml");
-        std::fs::write(
-            &good,
-            "[detector]\nwindow = 30\nmin_history = 5\nmultiplier = 3.5\n",
-        )
-        .expect("write");
+        std::fs::write(&good, "[detector]\nkind = \"robust\"\nwindow = 40\nthreshold = 4.0\n")
+            .expect("write");
         let settings = load(&[("APP_CONFIG_FILE", good.to_str().expect("utf-8"))]).expect("valid");
         assert_eq!(
-            (settings.detector.window, settings.detector.min_history),
-            (30, 5)
+            settings.detector.detector().expect("valid"),
+            AnyDetector::Robust(RobustZScore::try_new(40, 10, 4.0).expect("valid"))
+        );
+
+        let mismatched = dir.join("mismatched.toml");
+        std::fs::write(&mismatched, "[detector]\nkind = \"zscore\"\nmultiplier = 4.0\n")
+            .expect("write");
+        let error = load(&[("APP_CONFIG_FILE", mismatched.to_str().expect("utf-8"))])
+            .expect_err("invalid");
+        assert!(
+            matches!(error, SettingsError::Invalid { key: "detector.multiplier", .. }),
+            "{error:?}"
         );
 
         let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "[detector]\nwindow = 5\nmin_history = 6\n").expect("write");
+        std::fs::write(
+            &bad,
+            "[detector]\nkind = \"rolling_mean\"\nwindow = 5\nmin_history = 6\n",
+        )
+        .expect("write");
         let error =
             load(&[("APP_CONFIG_FILE", bad.to_str().expect("utf-8"))]).expect_err("invalid");
         assert!(matches!(error, SettingsError::Detector(_)), "{error:?}");

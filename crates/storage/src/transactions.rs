@@ -68,7 +68,7 @@ impl Page {
 }
 
 const COLUMNS: &str = "id, user_id, amount, currency, txn_date, status, \
-     is_anomaly, anomaly_score, window_len, window_mean, threshold";
+     is_anomaly, anomaly_score, window_len, baseline, threshold";
 
 const COLUMN_TYPES: [Type; 11] = [
     Type::UUID,
@@ -95,7 +95,7 @@ const COLUMN_TYPES: [Type; 11] = [
 // them.
 const FIRST_PAGE: &str = "select * from ( \
        select id, user_id, amount, currency, txn_date, status, \
-              is_anomaly, anomaly_score, window_len, window_mean, threshold \
+              is_anomaly, anomaly_score, window_len, baseline, threshold \
        from transactions \
        where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
        order by txn_date desc fetch first ($6) rows with ties) page \
@@ -106,7 +106,7 @@ const FIRST_PAGE: &str = "select * from ( \
 // `txn_date <= $6` lets the index range scan start at the cursor.
 const NEXT_PAGE: &str = "select * from ( \
        select id, user_id, amount, currency, txn_date, status, \
-              is_anomaly, anomaly_score, window_len, window_mean, threshold \
+              is_anomaly, anomaly_score, window_len, baseline, threshold \
        from transactions \
        where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
          and txn_date <= $6 and (txn_date < $6 or id > $7) \
@@ -320,7 +320,7 @@ struct RowValues<'a> {
     is_anomaly: bool,
     score: Option<f64>,
     window_len: i32,
-    window_mean: Option<f64>,
+    baseline: Option<f64>,
     threshold: Option<f64>,
 }
 
@@ -337,7 +337,7 @@ impl<'a> RowValues<'a> {
             is_anomaly: t.verdict.is_anomaly(),
             score: score.map(|s| s.score),
             window_len: i32::try_from(t.verdict.window_len()).unwrap_or(i32::MAX),
-            window_mean: score.map(|s| s.window_mean),
+            baseline: score.map(|s| s.baseline),
             threshold: score.map(|s| s.threshold),
         }
     }
@@ -353,7 +353,7 @@ impl<'a> RowValues<'a> {
             &self.is_anomaly,
             &self.score,
             &self.window_len,
-            &self.window_mean,
+            &self.baseline,
             &self.threshold,
         ]
     }
@@ -374,7 +374,7 @@ fn transaction_from_row(row: &Row) -> Result<Transaction, StorageError> {
             is_anomaly: row.try_get(6)?,
             score,
             window_len,
-            window_mean: row.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+            baseline: row.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
             threshold: row.try_get::<_, Option<f64>>(10)?.unwrap_or(0.0),
         }),
     };

@@ -54,7 +54,7 @@ async fn a_transaction_is_sent_in_the_old_services_json_shape_with_its_verdict()
         is_anomaly: true,
         score: 0.8,
         window_len: 20,
-        window_mean: 10.0,
+        baseline: 10.0,
         threshold: 50.0,
     });
     app.store(&[row.clone()]).await;
@@ -74,7 +74,7 @@ async fn a_transaction_is_sent_in_the_old_services_json_shape_with_its_verdict()
     assert_eq!(sent["txn_date"], "2026-03-03T23:36:07.5Z");
     assert_eq!(sent["status"], "paid");
     assert_eq!(sent["meta_data"]["is_anomaly"], true);
-    assert_eq!(sent["meta_data"]["window_mean"], 10.0);
+    assert_eq!(sent["meta_data"]["baseline"], 10.0);
     assert_eq!(sent["meta_data"]["threshold"], 50.0);
     assert!(reply.body["cursor"].as_str().is_some_and(|c| !c.is_empty()));
     assert_eq!(reply.body["has_more"], false);

@@ -4,7 +4,7 @@ use indicatif::ProgressBar;
 use time::macros::datetime;
 use txwatch_cache::WindowStore;
 use txwatch_cache::testing::TestRedis;
-use txwatch_domain::{Detector, RollingMean, Verdict, Window};
+use txwatch_domain::{Detector, RollingMean, Verdict};
 use txwatch_server::seed::{SeedError, SeedOptions, SeedReport, seed, warm_windows};
 use txwatch_simulator::SimulatorConfig;
 use txwatch_storage::TransactionRepository;
@@ -22,6 +22,7 @@ fn small(seed_value: Option<u64>, reset: bool) -> SeedOptions {
         end: Some(datetime!(2026-06-01 0:00 UTC)),
         reset,
         workers: 2,
+        window_len: 20,
     }
 }
 
@@ -84,17 +85,14 @@ async fn stored_flags_equal_a_replay_of_each_users_rows_in_time_order() {
     .await
     .expect("rows");
     let detector = RollingMean::default();
-    let mut windows: HashMap<Uuid, Window> = HashMap::new();
+    let mut states = HashMap::new();
     let mut flagged = 0;
     for row in &rows {
         let user: Uuid = row.get(0);
         let amount: rust_decimal::Decimal = row.get(1);
         let amount = txwatch_domain::Amount::try_new(amount).expect("valid amount");
-        let window = windows
-            .entry(user)
-            .or_insert_with(|| Window::new(detector.window_len()));
-        let verdict = detector.assess(window.as_slice(), amount);
-        window.push(amount);
+        let state = states.entry(user).or_insert_with(|| detector.new_state());
+        let verdict = detector.observe(state, amount.to_f64());
         let stored_flag: bool = row.get(2);
         let stored_score: Option<f64> = row.get(3);
         let stored_len: i32 = row.get(4);

@@ -64,7 +64,7 @@ async fn a_stored_transaction_reads_back_with_its_verdict() {
         is_anomaly: true,
         score: 0.75,
         window_len: 20,
-        window_mean: 12.5,
+        baseline: 12.5,
         threshold: 62.5,
     });
     within(repo.insert(&row)).await.expect("insert");

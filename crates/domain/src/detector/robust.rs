@@ -1,0 +1,106 @@
+//! Median / MAD modified z-score.
+
+use serde::{Deserialize, Serialize};
+
+use super::sorted_window::SortedWindow;
+use super::{Detector, DetectorConfigError, Verdict, check_positive, check_window, two_sided};
+
+/// MAD of a normal distribution is 0.6745 of its standard deviation.
+const MAD_TO_SIGMA: f64 = 1.0 / 0.674_489_750_196_081_7;
+/// Mean absolute deviation of a normal distribution is 0.7979 of it.
+const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
+
+/// Flags a value whose modified z-score (Iglewicz and Hoaglin) exceeds
+/// `threshold`: its distance from the median of the last `window` values, in
+/// units of their median absolute deviation scaled to a standard deviation.
+/// A minority of outliers moves neither the median nor the MAD, so earlier
+/// spikes do not hide later ones. When more than half the window is one
+/// value (MAD 0), the mean absolute deviation stands in. Defaults: window
+/// 30, minimum 10, threshold 3.5.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RobustZScore {
+    window: usize,
+    min_history: usize,
+    threshold: f64,
+}
+
+/// What [`RobustZScore`] remembers: the window, also kept sorted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RobustState(SortedWindow);
+
+impl Default for RobustZScore {
+    fn default() -> Self {
+        RobustZScore {
+            window: 30,
+            min_history: 10,
+            threshold: 3.5,
+        }
+    }
+}
+
+impl RobustZScore {
+    /// A detector with the given parameters.
+    ///
+    /// # Errors
+    /// [`DetectorConfigError`] when `window` is below 2, `min_history` is 0
+    /// or above `window`, or `threshold` is not a positive finite number.
+    pub fn try_new(
+        window: usize,
+        min_history: usize,
+        threshold: f64,
+    ) -> Result<RobustZScore, DetectorConfigError> {
+        check_window(window, min_history)?;
+        check_positive("threshold", threshold)?;
+        Ok(RobustZScore {
+            window,
+            min_history,
+            threshold,
+        })
+    }
+}
+
+impl RobustZScore {
+    /// Earlier values kept.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Earlier values needed before anything is judged.
+    pub fn min_history(&self) -> usize {
+        self.min_history
+    }
+
+    /// Standard units from the baseline beyond which a value is flagged.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+}
+
+impl Detector for RobustZScore {
+    type State = RobustState;
+
+    fn new_state(&self) -> RobustState {
+        RobustState(SortedWindow::new(self.window))
+    }
+
+    fn score(&self, state: &RobustState, value: f64) -> Verdict {
+        let window = &state.0;
+        if window.len() < self.min_history {
+            return Verdict::NotEnoughHistory { have: window.len() };
+        }
+        let median = window.median();
+        let mad = window.median_abs_deviation(median);
+        let spread = if mad > 0.0 {
+            mad * MAD_TO_SIGMA
+        } else {
+            window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
+        };
+        two_sided(value, median, spread, self.threshold, window.len())
+    }
+
+    fn update(&self, state: &mut RobustState, value: f64) {
+        if value.is_finite() {
+            state.0.push(value);
+        }
+    }
+}
