@@ -1,0 +1,3 @@
+//! Detector update throughput (placeholder until written).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Scores a CSV series (placeholder until written).
+
+fn main() {}
