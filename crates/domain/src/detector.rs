@@ -36,6 +36,7 @@
 
 mod any;
 mod ewma;
+mod finite;
 mod moments;
 mod ring;
 mod robust;
@@ -43,6 +44,8 @@ mod rolling_mean;
 mod sorted_window;
 mod zscore;
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;
 

@@ -12,8 +12,12 @@ use super::ring::Ring;
 pub(crate) struct WindowMoments {
     values: Ring,
     mean: f64,
+    #[serde(with = "super::finite")]
     m2: f64,
     since_resync: usize,
+    /// The largest magnitude that took part in the running figures since
+    /// they were last recomputed: their rounding error scales with it.
+    peak: f64,
 }
 
 impl WindowMoments {
@@ -23,6 +27,7 @@ impl WindowMoments {
             mean: 0.0,
             m2: 0.0,
             since_resync: 0,
+            peak: 0.0,
         }
     }
 
@@ -34,14 +39,19 @@ impl WindowMoments {
         self.mean
     }
 
-    /// Sample standard deviation (n - 1 in the denominator); 0 below two values.
-    pub(crate) fn std_dev(&self) -> f64 {
+    /// Sample variance (n - 1 in the denominator); 0 below two values.
+    pub(crate) fn variance(&self) -> f64 {
         let n = self.values.len();
         if n < 2 {
             0.0
         } else {
-            (self.m2.max(0.0) / (n - 1) as f64).sqrt()
+            self.m2.max(0.0) / (n - 1) as f64
         }
+    }
+
+    /// Sample standard deviation.
+    pub(crate) fn std_dev(&self) -> f64 {
+        self.variance().sqrt()
     }
 
     pub(crate) fn push(&mut self, value: f64) {
@@ -61,9 +71,14 @@ impl WindowMoments {
             }
         }
         self.since_resync += 1;
+        self.peak = self.peak.max(value.abs());
+        // A value far larger than what the window now holds has left
+        // rounding error of its own size behind (cancellation): recompute.
+        let scale = self.mean.abs() + self.std_dev();
         if self.since_resync >= self.values.len().max(1)
             || !self.mean.is_finite()
             || !self.m2.is_finite()
+            || self.peak > 30.0 * scale
         {
             self.resync();
         }
@@ -75,6 +90,7 @@ impl WindowMoments {
         self.since_resync = 0;
         let n = self.values.len();
         let scale = self.values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        self.peak = scale;
         if n == 0 || scale == 0.0 {
             self.mean = 0.0;
             self.m2 = 0.0;

@@ -25,10 +25,13 @@ pub struct RollingMean {
 pub struct RollingMeanState {
     values: Ring,
     /// Sum of the values, updated incrementally.
+    #[serde(with = "super::finite")]
     sum: f64,
     /// A bound on how far `sum` may be from the exact sum.
+    #[serde(with = "super::finite")]
     sum_error: f64,
     /// Sum of the values' magnitudes: bounds the error of an in-order sum.
+    #[serde(with = "super::finite")]
     magnitude: f64,
     /// Updates since the sums were last recomputed from scratch.
     since_resync: usize,
