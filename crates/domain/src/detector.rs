@@ -11,7 +11,7 @@
 //! | --- | --- | --- | --- |
 //! | [`RollingMean`] (the default) | `multiplier` x the mean of the last `window` values | last `window` values | O(1) |
 //! | [`ZScore`] | mean and standard deviation of the last `window` values | last `window` values, running moments | O(1) |
-//! | [`RobustZScore`] | median and MAD of the last `window` values | last `window` values, kept sorted | O(log W) search, O(W) shift |
+//! | [`RobustZScore`] | median and MAD of the last `window` values (log scale by default) | last `window` values, kept sorted | O(log W) search, O(W) shift |
 //! | [`Ewma`] | exponentially weighted mean and variance | three numbers | O(1) |
 //!
 //! Which to choose:
@@ -22,9 +22,10 @@
 //!   a smaller jump than an erratic one. Outliers in the window inflate the
 //!   standard deviation, so bursts of anomalies mask each other.
 //! - [`RobustZScore`] uses the median and the median absolute deviation,
-//!   which a minority of outliers cannot move: the choice for heavy-tailed
-//!   amounts (log-normal spending, occasional large purchases) and for
-//!   bursts.
+//!   which a minority of outliers cannot move, on a log scale by default: the
+//!   choice for heavy-tailed amounts (log-normal spending, occasional large
+//!   purchases) and for bursts. On values spread evenly over a range, its
+//!   linear scale ([`RobustScale::Linear`]) separates spikes better.
 //! - [`Ewma`] needs no window and follows a level that drifts or shifts
 //!   (a user whose spending changes), forgetting old behaviour at a rate set
 //!   by `alpha`.
@@ -53,7 +54,7 @@ use serde::{Deserialize, Serialize};
 
 pub use any::{AnyDetector, AnyState, DetectorKind};
 pub use ewma::{Ewma, EwmaState};
-pub use robust::{RobustState, RobustZScore};
+pub use robust::{RobustScale, RobustState, RobustZScore};
 pub use rolling_mean::{RollingMean, RollingMeanState};
 pub use zscore::{ZScore, ZScoreState};
 

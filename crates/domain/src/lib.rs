@@ -40,7 +40,8 @@ mod window;
 
 pub use detector::{
     AnyDetector, AnyState, Detector, DetectorConfigError, DetectorKind, Ewma, EwmaState,
-    RobustState, RobustZScore, RollingMean, RollingMeanState, Score, Verdict, ZScore, ZScoreState,
+    RobustScale, RobustState, RobustZScore, RollingMean, RollingMeanState, Score, Verdict, ZScore,
+    ZScoreState,
 };
 pub use money::{Amount, AmountError};
 pub use transaction::{

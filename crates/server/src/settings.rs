@@ -4,7 +4,8 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use txwatch_cache::CacheConfig;
 use txwatch_domain::{
-    AnyDetector, DetectorConfigError, DetectorKind, Ewma, RobustZScore, RollingMean, ZScore,
+    AnyDetector, DetectorConfigError, DetectorKind, Ewma, RobustScale, RobustZScore, RollingMean,
+    ZScore,
 };
 use txwatch_http::HttpConfig;
 use txwatch_storage::StorageConfig;
@@ -61,6 +62,8 @@ pub struct DetectorSettings {
     pub threshold: Option<f64>,
     /// Weight of the newest amount (`ewma`).
     pub alpha: Option<f64>,
+    /// `log` (default) or `linear` (`robust`).
+    pub scale: Option<RobustScale>,
 }
 
 impl DetectorSettings {
@@ -81,6 +84,7 @@ impl DetectorSettings {
         };
         Ok(match self.kind {
             DetectorKind::RollingMean => {
+                not_for("detector.scale", self.scale.is_some())?;
                 not_for("detector.threshold", self.threshold.is_some())?;
                 not_for("detector.alpha", self.alpha.is_some())?;
                 let d = RollingMean::default();
@@ -91,6 +95,7 @@ impl DetectorSettings {
                 )?)
             }
             DetectorKind::ZScore => {
+                not_for("detector.scale", self.scale.is_some())?;
                 not_for("detector.multiplier", self.multiplier.is_some())?;
                 not_for("detector.alpha", self.alpha.is_some())?;
                 let d = ZScore::default();
@@ -104,13 +109,17 @@ impl DetectorSettings {
                 not_for("detector.multiplier", self.multiplier.is_some())?;
                 not_for("detector.alpha", self.alpha.is_some())?;
                 let d = RobustZScore::default();
-                AnyDetector::Robust(RobustZScore::try_new(
-                    self.window.unwrap_or(d.window()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.threshold.unwrap_or(d.threshold()),
-                )?)
+                AnyDetector::Robust(
+                    RobustZScore::try_new(
+                        self.window.unwrap_or(d.window()),
+                        self.min_history.unwrap_or(d.min_history()),
+                        self.threshold.unwrap_or(d.threshold()),
+                    )?
+                    .with_scale(self.scale.unwrap_or(d.scale())),
+                )
             }
             DetectorKind::Ewma => {
+                not_for("detector.scale", self.scale.is_some())?;
                 not_for("detector.multiplier", self.multiplier.is_some())?;
                 not_for("detector.window", self.window.is_some())?;
                 let d = Ewma::default();
@@ -316,21 +325,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("txwatch-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let good = dir.join("good.toml");
-        std::fs::write(&good, "[detector]\nkind = \"robust\"\nwindow = 40\nthreshold = 4.0\n")
-            .expect("write");
+        std::fs::write(
+            &good,
+            "[detector]\nkind = \"robust\"\nwindow = 40\nthreshold = 4.0\nscale = \"linear\"\n",
+        )
+        .expect("write");
         let settings = load(&[("APP_CONFIG_FILE", good.to_str().expect("utf-8"))]).expect("valid");
         assert_eq!(
             settings.detector.detector().expect("valid"),
-            AnyDetector::Robust(RobustZScore::try_new(40, 10, 4.0).expect("valid"))
+            AnyDetector::Robust(
+                RobustZScore::try_new(40, 10, 4.0)
+                    .expect("valid")
+                    .with_scale(RobustScale::Linear)
+            )
         );
 
         let mismatched = dir.join("mismatched.toml");
-        std::fs::write(&mismatched, "[detector]\nkind = \"zscore\"\nmultiplier = 4.0\n")
-            .expect("write");
-        let error = load(&[("APP_CONFIG_FILE", mismatched.to_str().expect("utf-8"))])
-            .expect_err("invalid");
+        std::fs::write(
+            &mismatched,
+            "[detector]\nkind = \"zscore\"\nmultiplier = 4.0\n",
+        )
+        .expect("write");
+        let error =
+            load(&[("APP_CONFIG_FILE", mismatched.to_str().expect("utf-8"))]).expect_err("invalid");
         assert!(
-            matches!(error, SettingsError::Invalid { key: "detector.multiplier", .. }),
+            matches!(
+                error,
+                SettingsError::Invalid {
+                    key: "detector.multiplier",
+                    ..
+                }
+            ),
             "{error:?}"
         );
 

@@ -8,7 +8,10 @@
 //!
 //! Every generated transaction records whether the simulator made it large
 //! on purpose ([`SimulatedTransaction::is_large`]): the ground truth against
-//! which detectors are measured.
+//! which detectors are measured. [`scenario`] turns that and two other
+//! generators (heavy-tailed amounts, shifting spending levels) into labelled
+//! series ([`Series`]), and [`quality`] scores a detector against them
+//! ([`Confusion`]: precision, recall, F1).
 //!
 //! Randomness comes only from seeds the caller passes in (ChaCha8, stable
 //! across platforms and releases), so a seed reproduces a run exactly. Time
@@ -17,8 +20,12 @@
 
 mod config;
 mod history;
+pub mod quality;
+pub mod scenario;
 mod user;
 
 pub use config::{SimulatorConfig, SimulatorConfigError};
 pub use history::{History, HistoryPlan};
+pub use quality::{Confusion, Evaluation, evaluate};
+pub use scenario::{Labeled, Scenario, Series, SeriesPlan};
 pub use user::{SimulatedTransaction, UserSimulator};

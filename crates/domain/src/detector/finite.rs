@@ -29,7 +29,9 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
             "inf" => Ok(f64::INFINITY),
             "-inf" => Ok(f64::NEG_INFINITY),
             "nan" => Ok(f64::NAN),
-            other => Err(serde::de::Error::custom(format!("`{other}` is not a number"))),
+            other => Err(serde::de::Error::custom(format!(
+                "`{other}` is not a number"
+            ))),
         },
     }
 }

@@ -36,7 +36,11 @@ fn from_scratch(window: &[f64]) -> (f64, f64) {
     let n = window.len() as f64;
     let mean = window.iter().sum::<f64>() / n;
     let m2: f64 = window.iter().map(|v| (v - mean).powi(2)).sum();
-    let variance = if window.len() < 2 { 0.0 } else { m2 / (n - 1.0) };
+    let variance = if window.len() < 2 {
+        0.0
+    } else {
+        m2 / (n - 1.0)
+    };
     (mean, variance)
 }
 

@@ -15,13 +15,48 @@ const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 /// units of their median absolute deviation scaled to a standard deviation.
 /// A minority of outliers moves neither the median nor the MAD, so earlier
 /// spikes do not hide later ones. When more than half the window is one
-/// value (MAD 0), the mean absolute deviation stands in. Defaults: window
-/// 30, minimum 10, threshold 3.5.
+/// value (MAD 0), the mean absolute deviation stands in.
+///
+/// By default it works on a log scale ([`RobustScale::Log`]): spending is
+/// heavy-tailed (an ordinary purchase ten times the median is common), and on
+/// a linear scale the MAD, which assumes a symmetric spread, would flag that
+/// whole upper tail. [`RobustScale::Linear`] suits values whose ordinary
+/// spread is even, such as amounts uniform over a range. Defaults: window
+/// 30, minimum 10, threshold 3.5, log scale.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RobustZScore {
     window: usize,
     min_history: usize,
     threshold: f64,
+    scale: RobustScale,
+}
+
+/// The scale on which [`RobustZScore`] measures distances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RobustScale {
+    /// `sign(x) * ln(1 + |x|)`: a factor above the median counts as much as
+    /// the same factor below it; defined for zero and negative values too.
+    #[default]
+    Log,
+    /// The values as they are.
+    Linear,
+}
+
+impl RobustScale {
+    fn forward(self, value: f64) -> f64 {
+        match self {
+            RobustScale::Log => value.signum() * value.abs().ln_1p(),
+            RobustScale::Linear => value,
+        }
+    }
+
+    fn back(self, value: f64) -> f64 {
+        match self {
+            RobustScale::Log => (value.signum() * value.abs().exp_m1()).clamp(f64::MIN, f64::MAX),
+            RobustScale::Linear => value,
+        }
+    }
 }
 
 /// What [`RobustZScore`] remembers: the window, also kept sorted.
@@ -34,6 +69,7 @@ impl Default for RobustZScore {
             window: 30,
             min_history: 10,
             threshold: 3.5,
+            scale: RobustScale::Log,
         }
     }
 }
@@ -55,6 +91,7 @@ impl RobustZScore {
             window,
             min_history,
             threshold,
+            scale: RobustScale::default(),
         })
     }
 }
@@ -73,6 +110,16 @@ impl RobustZScore {
     /// Standard units from the baseline beyond which a value is flagged.
     pub fn threshold(&self) -> f64 {
         self.threshold
+    }
+
+    /// The scale distances are measured on.
+    pub fn scale(&self) -> RobustScale {
+        self.scale
+    }
+
+    /// The same detector measuring on `scale`.
+    pub fn with_scale(self, scale: RobustScale) -> RobustZScore {
+        RobustZScore { scale, ..self }
     }
 }
 
@@ -95,12 +142,24 @@ impl Detector for RobustZScore {
         } else {
             window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
         };
-        two_sided(value, median, spread, self.threshold, window.len())
+        let mut verdict = two_sided(
+            self.scale.forward(value),
+            median,
+            spread,
+            self.threshold,
+            window.len(),
+        );
+        // Report baseline and threshold in the values' own units.
+        if let Verdict::Scored(score) = &mut verdict {
+            score.baseline = self.scale.back(score.baseline);
+            score.threshold = self.scale.back(score.threshold);
+        }
+        verdict
     }
 
     fn update(&self, state: &mut RobustState, value: f64) {
         if value.is_finite() {
-            state.0.push(value);
+            state.0.push(self.scale.forward(value));
         }
     }
 }
