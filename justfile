@@ -75,6 +75,14 @@ bench-seed: services
 bench-explain: services
     bench/explain.sh
 
+# CSV scoring tool throughput: 5M rows, each detector, one series and 1,000 entities.
+bench-score:
+    bench/score.sh
+
+# Detector quality: precision, recall and F1 of each detector on labelled scenarios.
+quality:
+    cargo run --release -q -p txwatch-simulator --example quality
+
 # Drop test_* databases left behind by interrupted test runs.
 sweep-test-dbs:
     @scripts/sweep-test-dbs.sh

@@ -164,6 +164,14 @@ pub enum DetectorConfigError {
         /// The configured window.
         window: usize,
     },
+    /// Too little history to estimate what the detector needs.
+    #[error("min_history must be at least {least}, got {min_history}")]
+    MinHistoryTooSmall {
+        /// The configured minimum.
+        min_history: usize,
+        /// The least that works.
+        least: usize,
+    },
     /// A multiplier or threshold must be a positive finite number.
     #[error("{name} must be a positive finite number, got {value}")]
     NotPositive {

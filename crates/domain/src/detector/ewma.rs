@@ -50,9 +50,9 @@ impl Ewma {
             return Err(DetectorConfigError::Alpha(alpha));
         }
         if min_history == 0 {
-            return Err(DetectorConfigError::MinHistory {
+            return Err(DetectorConfigError::MinHistoryTooSmall {
                 min_history,
-                window: usize::MAX,
+                least: 1,
             });
         }
         check_positive("threshold", threshold)?;

@@ -43,9 +43,9 @@ impl ZScore {
     ) -> Result<ZScore, DetectorConfigError> {
         check_window(window, min_history)?;
         if min_history < 2 {
-            return Err(DetectorConfigError::MinHistory {
+            return Err(DetectorConfigError::MinHistoryTooSmall {
                 min_history,
-                window,
+                least: 2,
             });
         }
         check_positive("threshold", threshold)?;
