@@ -61,7 +61,7 @@ compose-check:
 check: fmt-check lint deps compose-check test
 
 # All benchmarks.
-bench: bench-seed bench-query
+bench: bench-seed bench-query bench-detectors bench-score
 
 # Query throughput: pgbench vs GET /transactions on 1.5M rows (needs wrk, pgbench).
 bench-query: services
@@ -70,6 +70,10 @@ bench-query: services
 # Seeding speed and peak memory: 150,000 rows and 10M rows.
 bench-seed: services
     bench/seed.sh
+
+# Detector throughput (criterion): values scored and learned per second, each detector.
+bench-detectors:
+    cargo bench --locked -p txwatch-domain --bench detectors
 
 # EXPLAIN (ANALYZE, BUFFERS) of the history and users queries on the bench-query data.
 bench-explain: services

@@ -229,15 +229,18 @@ pub(crate) fn two_sided(
     window_len: usize,
 ) -> Verdict {
     let distance = (value - center).abs();
-    let units = if spread > 0.0 && spread.is_finite() {
-        distance / spread
+    let reach = limit * spread;
+    let total = reach + distance;
+    let score = if reach > 0.0 && total.is_finite() {
+        // graded(distance / spread / limit) with one division instead of three.
+        distance / total
+    } else if spread > 0.0 && spread.is_finite() {
+        graded(distance / spread / limit)
     } else if distance == 0.0 || distance.is_nan() {
         0.0
     } else {
-        f64::INFINITY
+        1.0
     };
-    let ratio = units / limit;
-    let score = graded(ratio);
     Verdict::Scored(Score {
         // `score > 0.5` and `ratio > 1` are the same test, but rounding near
         // the limit could make them disagree; the score decides.

@@ -74,14 +74,24 @@ impl WindowMoments {
         self.peak = self.peak.max(value.abs());
         // A value far larger than what the window now holds has left
         // rounding error of its own size behind (cancellation): recompute.
-        let scale = self.mean.abs() + self.std_dev();
         if self.since_resync >= self.values.len().max(1)
             || !self.mean.is_finite()
             || !self.m2.is_finite()
-            || self.peak > 30.0 * scale
+            || self.peak_exceeds_spread()
         {
             self.resync();
         }
+    }
+
+    /// Whether `peak > 30 * (|mean| + std_dev)`, without a square root or
+    /// a division: `peak - 30 |mean| > 30 sqrt(m2 / (n - 1))`, squared.
+    fn peak_exceeds_spread(&self) -> bool {
+        let excess = self.peak - 30.0 * self.mean.abs();
+        if excess <= 0.0 {
+            return false;
+        }
+        let n = self.values.len();
+        n < 2 || excess * excess * (n - 1) as f64 > 900.0 * self.m2.max(0.0)
     }
 
     /// Two-pass recomputation, scaled by the largest magnitude so that even
@@ -96,15 +106,26 @@ impl WindowMoments {
             self.m2 = 0.0;
             return;
         }
-        let scaled_mean = self.values.iter().map(|v| v / scale).sum::<f64>() / n as f64;
+        // A power of two: scaling by it is exact, and a multiplication.
+        let scale = power_of_two_above(scale);
+        let inverse = 1.0 / scale;
+        let scaled_mean = self.values.iter().map(|v| v * inverse).sum::<f64>() / n as f64;
         self.mean = scaled_mean * scale;
         let scaled_m2: f64 = self
             .values
             .iter()
-            .map(|v| (v / scale - scaled_mean).powi(2))
+            .map(|v| (v * inverse - scaled_mean).powi(2))
             .sum();
         // May overflow to infinity for extreme spreads: then nothing looks
         // unusual against it, which is the honest answer.
         self.m2 = scaled_m2 * scale * scale;
     }
+}
+
+/// A power of two above `x` (a positive finite number), capped
+/// at 2^1023 so that its reciprocal stays a normal number.
+fn power_of_two_above(x: f64) -> f64 {
+    // x < 2^exponent for normal x; subnormal x is below 2^-1022.
+    let exponent = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1022;
+    2f64.powi(exponent.clamp(-1022, 1023))
 }

@@ -33,7 +33,10 @@ impl Ring {
             return None;
         }
         let evicted = std::mem::replace(&mut self.values[self.start], value);
-        self.start = (self.start + 1) % self.capacity;
+        self.start += 1;
+        if self.start == self.capacity {
+            self.start = 0;
+        }
         Some(evicted)
     }
 

@@ -111,8 +111,9 @@ impl Detector for RollingMean {
         // division and product) both sides give the same verdict, so only a
         // value that close to the threshold pays for the in-order sum.
         let sum_gap = state.sum_error + count * f64::EPSILON * state.magnitude;
-        let margin = 2.0 * self.multiplier * sum_gap / count + 4.0 * f64::EPSILON * threshold.abs();
-        if (value - threshold).abs() <= margin || !threshold.is_finite() {
+        // Compared after multiplying through by `count`: no division.
+        let margin = 2.0 * self.multiplier * sum_gap + 4.0 * f64::EPSILON * threshold.abs() * count;
+        if (value - threshold).abs() * count <= margin || !threshold.is_finite() {
             mean = state.values.iter().sum::<f64>() / count;
             threshold = self.multiplier * mean;
         }
@@ -120,8 +121,15 @@ impl Detector for RollingMean {
         // How far above the mean, in units of the threshold's distance from
         // it: 0 at or below the mean, 0.5 at the threshold.
         let reach = threshold - mean;
+        let above = value - mean;
+        let total = reach + above;
         let score = if reach > 0.0 && reach.is_finite() {
-            graded((value - mean) / reach)
+            if above > 0.0 && total.is_finite() {
+                // graded(above / reach), with one division instead of two.
+                above / total
+            } else {
+                graded(above / reach)
+            }
         } else if is_anomaly {
             1.0
         } else {
