@@ -79,8 +79,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use txwatch_domain::{
-    AnyDetector, Detector, DetectorConfigError, DetectorKind, Ewma, RobustScale, RobustZScore,
-    RollingMean, Verdict, ZScore,
+    AnyDetector, Detector, DetectorConfigError, DetectorKind, DetectorParams, DetectorParamsError,
+    RobustScale, Verdict,
 };
 
 /// Bytes csv reads from the input at a time.
@@ -150,12 +150,20 @@ fn scale() -> impl TypedValueParser<Value = RobustScale> {
 }
 
 /// The options (spelled as on the command line) that `kind` takes.
-fn parameters(kind: DetectorKind) -> &'static [&'static str] {
-    match kind {
-        DetectorKind::RollingMean => &["--window", "--min-history", "--multiplier"],
-        DetectorKind::ZScore => &["--window", "--min-history", "--threshold"],
-        DetectorKind::Robust => &["--window", "--min-history", "--threshold", "--scale"],
-        DetectorKind::Ewma => &["--alpha", "--min-history", "--threshold"],
+fn parameters(kind: DetectorKind) -> Vec<&'static str> {
+    kind.parameters().iter().map(|name| option(name)).collect()
+}
+
+/// The command-line option for a detector parameter.
+fn option(parameter: &str) -> &'static str {
+    match parameter {
+        "window" => "--window",
+        "min_history" => "--min-history",
+        "multiplier" => "--multiplier",
+        "threshold" => "--threshold",
+        "alpha" => "--alpha",
+        "scale" => "--scale",
+        _ => "--(unknown)",
     }
 }
 
@@ -261,27 +269,24 @@ impl Args {
     /// [`ScoreError::Parameter`] for a parameter the detector does not take,
     /// [`ScoreError::Config`] for values it rejects.
     fn options(&self) -> Result<Options, ScoreError> {
-        let kind = self.detector;
-        let given = [
-            ("--window", self.window.is_some()),
-            ("--min-history", self.min_history.is_some()),
-            ("--multiplier", self.multiplier.is_some()),
-            ("--threshold", self.threshold.is_some()),
-            ("--alpha", self.alpha.is_some()),
-            ("--scale", self.scale.is_some()),
-        ];
-        if let Some((option, _)) = given
-            .into_iter()
-            .find(|(option, given)| *given && !parameters(kind).contains(option))
-        {
-            return Err(ScoreError::Parameter {
-                option,
+        let params = DetectorParams {
+            kind: self.detector,
+            window: self.window,
+            min_history: self.min_history,
+            multiplier: self.multiplier,
+            threshold: self.threshold,
+            alpha: self.alpha,
+            scale: self.scale,
+        };
+        let detector = params.build().map_err(|error| match error {
+            DetectorParamsError::NotApplicable { parameter, kind } => ScoreError::Parameter {
+                option: option(parameter),
                 detector: kind,
-            });
-        }
-        let detector = self.detector(kind).map_err(|source| ScoreError::Config {
-            detector: kind,
-            source,
+            },
+            DetectorParamsError::Invalid { kind, source } => ScoreError::Config {
+                detector: kind,
+                source,
+            },
         })?;
         let input = if self.entities {
             Input::Entities
@@ -289,46 +294,6 @@ impl Args {
             Input::Series
         };
         Ok(Options { detector, input })
-    }
-
-    fn detector(&self, kind: DetectorKind) -> Result<AnyDetector, DetectorConfigError> {
-        Ok(match kind {
-            DetectorKind::RollingMean => {
-                let d = RollingMean::default();
-                AnyDetector::RollingMean(RollingMean::try_new(
-                    self.window.unwrap_or(d.window()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.multiplier.unwrap_or(d.multiplier()),
-                )?)
-            }
-            DetectorKind::ZScore => {
-                let d = ZScore::default();
-                AnyDetector::ZScore(ZScore::try_new(
-                    self.window.unwrap_or(d.window()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.threshold.unwrap_or(d.threshold()),
-                )?)
-            }
-            DetectorKind::Robust => {
-                let d = RobustZScore::default();
-                AnyDetector::Robust(
-                    RobustZScore::try_new(
-                        self.window.unwrap_or(d.window()),
-                        self.min_history.unwrap_or(d.min_history()),
-                        self.threshold.unwrap_or(d.threshold()),
-                    )?
-                    .with_scale(self.scale.unwrap_or(d.scale())),
-                )
-            }
-            DetectorKind::Ewma => {
-                let d = Ewma::default();
-                AnyDetector::Ewma(Ewma::try_new(
-                    self.alpha.unwrap_or(d.alpha()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.threshold.unwrap_or(d.threshold()),
-                )?)
-            }
-        })
     }
 }
 
@@ -572,6 +537,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use txwatch_domain::{Ewma, RobustZScore, RollingMean, ZScore};
 
     /// Runs the tool on `input` with command-line `args`.
     fn run(args: &[&str], input: &str) -> Result<String, ScoreError> {

@@ -39,6 +39,7 @@ mod any;
 mod ewma;
 mod finite;
 mod moments;
+mod params;
 mod ring;
 mod robust;
 mod rolling_mean;
@@ -54,6 +55,7 @@ use serde::{Deserialize, Serialize};
 
 pub use any::{AnyDetector, AnyState, DetectorKind};
 pub use ewma::{Ewma, EwmaState};
+pub use params::{DetectorParams, DetectorParamsError};
 pub use robust::{RobustScale, RobustState, RobustZScore};
 pub use rolling_mean::{RollingMean, RollingMeanState};
 pub use zscore::{ZScore, ZScoreState};

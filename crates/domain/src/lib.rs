@@ -39,9 +39,9 @@ mod transaction;
 mod window;
 
 pub use detector::{
-    AnyDetector, AnyState, Detector, DetectorConfigError, DetectorKind, Ewma, EwmaState,
-    RobustScale, RobustState, RobustZScore, RollingMean, RollingMeanState, Score, Verdict, ZScore,
-    ZScoreState,
+    AnyDetector, AnyState, Detector, DetectorConfigError, DetectorKind, DetectorParams,
+    DetectorParamsError, Ewma, EwmaState, RobustScale, RobustState, RobustZScore, RollingMean,
+    RollingMeanState, Score, Verdict, ZScore, ZScoreState,
 };
 pub use money::{Amount, AmountError};
 pub use transaction::{

@@ -15,7 +15,5 @@ mod settings;
 mod startup;
 pub mod telemetry;
 
-pub use settings::{
-    DetectorSettings, LogFormat, LogSettings, ServerSettings, Settings, SettingsError,
-};
+pub use settings::{LogFormat, LogSettings, ServerSettings, Settings, SettingsError, window_len};
 pub use startup::{Application, StartupError, prepare_database};

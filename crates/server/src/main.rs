@@ -102,7 +102,7 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
     database.max_connections = database.max_connections.max(args.workers + 1);
     database.statement_timeout_ms = 0;
     let repository = TransactionRepository::new(txwatch_storage::connect(&database)?);
-    let detector = settings.detector.detector()?;
+    let detector = settings.detector.build()?;
     let options = SeedOptions {
         users: args.users,
         rows_per_user: args.rows_per_user,
@@ -111,7 +111,7 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
         end: args.end,
         reset: args.reset,
         workers: args.workers,
-        window_len: settings.detector.window_len()?,
+        window_len: txwatch_server::window_len(&detector),
     };
     let progress = if args.quiet {
         ProgressBar::hidden()

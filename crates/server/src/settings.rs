@@ -3,10 +3,7 @@
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use txwatch_cache::CacheConfig;
-use txwatch_domain::{
-    AnyDetector, DetectorConfigError, DetectorKind, Ewma, RobustScale, RobustZScore, RollingMean,
-    ZScore,
-};
+use txwatch_domain::{AnyDetector, DetectorParams, DetectorParamsError};
 use txwatch_http::HttpConfig;
 use txwatch_storage::StorageConfig;
 
@@ -24,8 +21,8 @@ pub struct Settings {
     pub redis: CacheConfig,
     /// HTTP layer.
     pub http: HttpConfig,
-    /// The anomaly detector.
-    pub detector: DetectorSettings,
+    /// The anomaly detector: its kind and optional parameters.
+    pub detector: DetectorParams,
     /// Logging.
     pub log: LogSettings,
 }
@@ -44,103 +41,14 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
 }
 
-/// Which detector scores transactions, and its parameters. A parameter left
-/// out takes that detector's default; one that does not apply to the chosen
-/// detector is an error rather than silently ignored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetectorSettings {
-    /// `rolling_mean` (the old rule, default), `zscore`, `robust` or `ewma`.
-    pub kind: DetectorKind,
-    /// Earlier amounts kept (window detectors).
-    pub window: Option<usize>,
-    /// Earlier amounts needed before judging.
-    pub min_history: Option<usize>,
-    /// Flag amounts above this many times the window mean (`rolling_mean`).
-    pub multiplier: Option<f64>,
-    /// Standard units beyond which an amount is flagged (`zscore`, `robust`, `ewma`).
-    pub threshold: Option<f64>,
-    /// Weight of the newest amount (`ewma`).
-    pub alpha: Option<f64>,
-    /// `log` (default) or `linear` (`robust`).
-    pub scale: Option<RobustScale>,
-}
-
-impl DetectorSettings {
-    /// The detector these settings describe.
-    ///
-    /// # Errors
-    /// [`SettingsError`] for impossible parameters or ones that do not apply.
-    pub fn detector(&self) -> Result<AnyDetector, SettingsError> {
-        let not_for = |key: &'static str, present: bool| {
-            if present {
-                Err(SettingsError::Invalid {
-                    key,
-                    reason: "does not apply to the chosen detector.kind",
-                })
-            } else {
-                Ok(())
-            }
-        };
-        Ok(match self.kind {
-            DetectorKind::RollingMean => {
-                not_for("detector.scale", self.scale.is_some())?;
-                not_for("detector.threshold", self.threshold.is_some())?;
-                not_for("detector.alpha", self.alpha.is_some())?;
-                let d = RollingMean::default();
-                AnyDetector::RollingMean(RollingMean::try_new(
-                    self.window.unwrap_or(d.window()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.multiplier.unwrap_or(d.multiplier()),
-                )?)
-            }
-            DetectorKind::ZScore => {
-                not_for("detector.scale", self.scale.is_some())?;
-                not_for("detector.multiplier", self.multiplier.is_some())?;
-                not_for("detector.alpha", self.alpha.is_some())?;
-                let d = ZScore::default();
-                AnyDetector::ZScore(ZScore::try_new(
-                    self.window.unwrap_or(d.window()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.threshold.unwrap_or(d.threshold()),
-                )?)
-            }
-            DetectorKind::Robust => {
-                not_for("detector.multiplier", self.multiplier.is_some())?;
-                not_for("detector.alpha", self.alpha.is_some())?;
-                let d = RobustZScore::default();
-                AnyDetector::Robust(
-                    RobustZScore::try_new(
-                        self.window.unwrap_or(d.window()),
-                        self.min_history.unwrap_or(d.min_history()),
-                        self.threshold.unwrap_or(d.threshold()),
-                    )?
-                    .with_scale(self.scale.unwrap_or(d.scale())),
-                )
-            }
-            DetectorKind::Ewma => {
-                not_for("detector.scale", self.scale.is_some())?;
-                not_for("detector.multiplier", self.multiplier.is_some())?;
-                not_for("detector.window", self.window.is_some())?;
-                let d = Ewma::default();
-                AnyDetector::Ewma(Ewma::try_new(
-                    self.alpha.unwrap_or(d.alpha()),
-                    self.min_history.unwrap_or(d.min_history()),
-                    self.threshold.unwrap_or(d.threshold()),
-                )?)
-            }
-        })
-    }
-
-    /// How many recent amounts a user's Redis window keeps: the detector's
-    /// window, or for EWMA (which needs none) enough to rebuild its state.
-    pub fn window_len(&self) -> Result<usize, SettingsError> {
-        Ok(match self.detector()? {
-            AnyDetector::RollingMean(d) => d.window(),
-            AnyDetector::ZScore(d) => d.window(),
-            AnyDetector::Robust(d) => d.window(),
-            AnyDetector::Ewma(d) => d.min_history().max(20),
-        })
+/// How many recent amounts a user's Redis window keeps for `detector`: its
+/// window, or for EWMA (which needs none) enough to rebuild its state.
+pub fn window_len(detector: &AnyDetector) -> usize {
+    match detector {
+        AnyDetector::RollingMean(d) => d.window(),
+        AnyDetector::ZScore(d) => d.window(),
+        AnyDetector::Robust(d) => d.window(),
+        AnyDetector::Ewma(d) => d.min_history().max(20),
     }
 }
 
@@ -170,9 +78,9 @@ pub enum SettingsError {
     /// A source could not be read or a value has the wrong type.
     #[error("cannot load settings")]
     Load(#[from] config::ConfigError),
-    /// Detector parameters are impossible.
+    /// Detector parameters are impossible or do not apply.
     #[error("invalid detector settings")]
-    Detector(#[from] DetectorConfigError),
+    Detector(#[from] DetectorParamsError),
     /// Some other value is out of range.
     #[error("invalid setting `{key}`: {reason}")]
     Invalid {
@@ -237,7 +145,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        self.detector.detector()?;
+        self.detector.build()?;
         if self.database.max_connections == 0 {
             return Err(SettingsError::Invalid {
                 key: "database.max_connections",
@@ -279,12 +187,14 @@ mod tests {
         )
     }
 
+    use txwatch_domain::{RobustScale, RobustZScore};
+
     #[test]
     fn defaults_load_and_match_the_old_service() {
         let settings = load(&[]).expect("defaults are valid");
         assert_eq!(settings.server.port, 8000);
         assert_eq!(
-            settings.detector.detector().expect("valid"),
+            settings.detector.build().expect("valid"),
             AnyDetector::default()
         );
         assert_eq!(settings.http.cors_allowed_origins, ["*"]);
@@ -332,7 +242,7 @@ mod tests {
         .expect("write");
         let settings = load(&[("APP_CONFIG_FILE", good.to_str().expect("utf-8"))]).expect("valid");
         assert_eq!(
-            settings.detector.detector().expect("valid"),
+            settings.detector.build().expect("valid"),
             AnyDetector::Robust(
                 RobustZScore::try_new(40, 10, 4.0)
                     .expect("valid")
@@ -351,10 +261,10 @@ mod tests {
         assert!(
             matches!(
                 error,
-                SettingsError::Invalid {
-                    key: "detector.multiplier",
+                SettingsError::Detector(DetectorParamsError::NotApplicable {
+                    parameter: "multiplier",
                     ..
-                }
+                })
             ),
             "{error:?}"
         );

@@ -8,9 +8,10 @@ use super::{
 };
 
 /// The detectors by name, as configuration spells them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum DetectorKind {
-    /// [`RollingMean`], the old service's rule.
+    /// [`RollingMean`], the old service's rule (the default).
+    #[default]
     #[serde(rename = "rolling_mean")]
     RollingMean,
     /// [`ZScore`].
