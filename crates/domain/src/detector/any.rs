@@ -142,6 +142,22 @@ impl Detector for AnyDetector {
         }
     }
 
+    fn observe(&self, state: &mut AnyState, value: f64) -> Verdict {
+        // Forwarded, so a detector's own `observe` (one scale conversion for
+        // the robust one) serves here too.
+        match (self, &mut *state) {
+            (AnyDetector::RollingMean(d), AnyState::RollingMean(s)) => d.observe(s, value),
+            (AnyDetector::ZScore(d), AnyState::ZScore(s)) => d.observe(s, value),
+            (AnyDetector::Robust(d), AnyState::Robust(s)) => d.observe(s, value),
+            (AnyDetector::Ewma(d), AnyState::Ewma(s)) => d.observe(s, value),
+            _ => {
+                let verdict = self.score(state, value);
+                self.update(state, value);
+                verdict
+            }
+        }
+    }
+
     fn update(&self, state: &mut AnyState, value: f64) {
         match (self, &mut *state) {
             (AnyDetector::RollingMean(d), AnyState::RollingMean(s)) => d.update(s, value),

@@ -131,6 +131,29 @@ impl Detector for RobustZScore {
     }
 
     fn score(&self, state: &RobustState, value: f64) -> Verdict {
+        self.score_scaled(state, self.scale.forward(value))
+    }
+
+    fn update(&self, state: &mut RobustState, value: f64) {
+        if value.is_finite() {
+            state.0.push(self.scale.forward(value));
+        }
+    }
+
+    /// Scores and learns with one scale conversion instead of two.
+    fn observe(&self, state: &mut RobustState, value: f64) -> Verdict {
+        let scaled = self.scale.forward(value);
+        let verdict = self.score_scaled(state, scaled);
+        if value.is_finite() {
+            state.0.push(scaled);
+        }
+        verdict
+    }
+}
+
+impl RobustZScore {
+    /// Judges a value already converted to the detector's scale.
+    fn score_scaled(&self, state: &RobustState, scaled: f64) -> Verdict {
         let window = &state.0;
         if window.len() < self.min_history {
             return Verdict::NotEnoughHistory { have: window.len() };
@@ -142,24 +165,12 @@ impl Detector for RobustZScore {
         } else {
             window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
         };
-        let mut verdict = two_sided(
-            self.scale.forward(value),
-            median,
-            spread,
-            self.threshold,
-            window.len(),
-        );
+        let mut verdict = two_sided(scaled, median, spread, self.threshold, window.len());
         // Report baseline and threshold in the values' own units.
         if let Verdict::Scored(score) = &mut verdict {
             score.baseline = self.scale.back(score.baseline);
             score.threshold = self.scale.back(score.threshold);
         }
         verdict
-    }
-
-    fn update(&self, state: &mut RobustState, value: f64) {
-        if value.is_finite() {
-            state.0.push(self.scale.forward(value));
-        }
     }
 }

@@ -235,3 +235,25 @@ fn rolling_mean_verdicts_equal_the_old_in_order_sum_even_at_the_boundary() {
         }
     }
 }
+
+#[test]
+fn observe_equals_score_then_update_for_every_detector() {
+    let mut series = quiet(60);
+    series.extend([5_000.0, -3.0, 0.0, f64::NAN, 1e12, 99.0]);
+    for detector in all() {
+        let mut observed = detector.new_state();
+        let mut stepwise = detector.new_state();
+        for value in &series {
+            let verdict = detector.observe(&mut observed, *value);
+            let expected = detector.score(&stepwise, *value);
+            detector.update(&mut stepwise, *value);
+            assert_eq!(
+                format!("{verdict:?}"),
+                format!("{expected:?}"),
+                "{:?}",
+                detector.kind()
+            );
+        }
+        assert_eq!(observed, stepwise, "{:?}", detector.kind());
+    }
+}
