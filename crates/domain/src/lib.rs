@@ -47,4 +47,4 @@ pub use money::{Amount, AmountError};
 pub use transaction::{
     Currency, CurrencyError, Status, StatusError, Transaction, TransactionId, UserId,
 };
-pub use window::Window;
+pub use window::{Window, WindowEntry};

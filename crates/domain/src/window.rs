@@ -2,7 +2,23 @@
 
 use std::collections::VecDeque;
 
+use time::OffsetDateTime;
+
 use crate::money::Amount;
+use crate::transaction::TransactionId;
+
+/// One transaction as a window remembers it: enough to order it among the
+/// user's history (`txn_date`, then `amount`, then `id`, the order of the
+/// history index) and to recognise it when the same id comes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowEntry {
+    /// The transaction's id.
+    pub id: TransactionId,
+    /// When it happened.
+    pub txn_date: OffsetDateTime,
+    /// How much.
+    pub amount: Amount,
+}
 
 /// The last `capacity` amounts of one user, oldest first: the history a
 /// [`Detector`](crate::Detector) judges the next amount against.

@@ -1,5 +1,6 @@
 //! The transaction repository.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use rust_decimal::Decimal;
@@ -7,7 +8,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use txwatch_domain::{Amount, Score, Transaction, TransactionId, UserId, Verdict};
+use txwatch_domain::{Amount, Score, Transaction, TransactionId, UserId, Verdict, WindowEntry};
 use uuid::Uuid;
 
 use crate::error::StorageError;
@@ -126,6 +127,30 @@ const DISTINCT_USERS: &str = "with recursive users(user_id) as ( \
 // Backward along ix_user_date_amount_id: no sort needed.
 const LATEST_AMOUNTS: &str = "select amount from transactions where user_id = $1 \
      order by txn_date desc, amount desc, id desc limit $2";
+
+// The same order, for many users in one statement: one short backward index
+// scan per user.
+const LATEST_ENTRIES: &str = "select u.user_id, t.id, t.txn_date, t.amount \
+     from unnest($1::uuid[]) as u(user_id) \
+     cross join lateral ( \
+       select id, txn_date, amount from transactions where user_id = u.user_id \
+       order by txn_date desc, amount desc, id desc limit $2) as t";
+
+// One statement, so a batch is stored whole or not at all; ids stored
+// already (by an earlier call or a concurrent one) are skipped, and
+// `returning` says which rows this call stored.
+const INSERT_MANY: &str = "insert into transactions ( \
+       id, user_id, amount, currency, txn_date, status, \
+       is_anomaly, anomaly_score, window_len, baseline, threshold) \
+     select * from unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::varchar[], \
+       $5::timestamptz[], $6::varchar[], $7::bool[], $8::float8[], $9::int4[], \
+       $10::float8[], $11::float8[]) \
+     on conflict (id) do nothing \
+     returning id";
+
+const FIND_MANY: &str = "select id, user_id, amount, currency, txn_date, status, \
+       is_anomaly, anomaly_score, window_len, baseline, threshold \
+     from transactions where id = any($1)";
 
 impl TransactionRepository {
     /// A repository over `pool`.
@@ -263,6 +288,130 @@ impl TransactionRepository {
             .collect::<Result<Vec<_>, _>>()?;
         amounts.reverse();
         Ok(amounts)
+    }
+
+    /// The `n` latest transactions of each of `users`, oldest first, as
+    /// windows remember them (in `txn_date, amount, id` order, the order of
+    /// the history index). Users without history map to an empty list.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn latest_entries(
+        &self,
+        users: &[UserId],
+        n: usize,
+    ) -> Result<HashMap<UserId, Vec<WindowEntry>>, StorageError> {
+        let mut windows: HashMap<UserId, Vec<WindowEntry>> =
+            users.iter().map(|&user| (user, Vec::new())).collect();
+        if users.is_empty() || n == 0 {
+            return Ok(windows);
+        }
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(LATEST_ENTRIES).await?;
+        let ids: Vec<Uuid> = users.iter().map(UserId::as_uuid).collect();
+        let limit = i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = client.query(&statement, &[&ids, &limit]).await?;
+        for row in &rows {
+            let user_id = UserId(row.try_get(0)?);
+            let id: Uuid = row.try_get(1)?;
+            let amount: Decimal = row.try_get(3)?;
+            let amount = Amount::try_new(amount).map_err(|e| StorageError::CorruptRow {
+                id,
+                reason: e.to_string(),
+            })?;
+            windows.entry(user_id).or_default().push(WindowEntry {
+                id: TransactionId(id),
+                txn_date: row.try_get(2)?,
+                amount,
+            });
+        }
+        // Rows arrive newest first per user.
+        for entries in windows.values_mut() {
+            entries.reverse();
+        }
+        Ok(windows)
+    }
+
+    /// Stores scored transactions in one statement: all of them or, on
+    /// error, none. Ids stored already are skipped rather than failing the
+    /// batch; the answer lists the ids this call stored.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached
+    /// (then nothing was stored).
+    pub async fn insert_many(
+        &self,
+        transactions: &[Transaction],
+    ) -> Result<Vec<TransactionId>, StorageError> {
+        if transactions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = transactions.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut users = Vec::with_capacity(n);
+        let mut amounts = Vec::with_capacity(n);
+        let mut currencies = Vec::with_capacity(n);
+        let mut dates = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut flags = Vec::with_capacity(n);
+        let mut scores = Vec::with_capacity(n);
+        let mut window_lens = Vec::with_capacity(n);
+        let mut baselines = Vec::with_capacity(n);
+        let mut thresholds = Vec::with_capacity(n);
+        for t in transactions {
+            let row = RowValues::of(t);
+            ids.push(row.id);
+            users.push(row.user_id);
+            amounts.push(row.amount);
+            currencies.push(row.currency);
+            dates.push(*row.txn_date);
+            statuses.push(row.status);
+            flags.push(row.is_anomaly);
+            scores.push(row.score);
+            window_lens.push(row.window_len);
+            baselines.push(row.baseline);
+            thresholds.push(row.threshold);
+        }
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(INSERT_MANY).await?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &ids,
+                    &users,
+                    &amounts,
+                    &currencies,
+                    &dates,
+                    &statuses,
+                    &flags,
+                    &scores,
+                    &window_lens,
+                    &baselines,
+                    &thresholds,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok(TransactionId(row.try_get(0)?)))
+            .collect()
+    }
+
+    /// The stored transactions among `ids`, in no particular order; ids not
+    /// stored are left out.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the database cannot be reached;
+    /// [`StorageError::CorruptRow`] when a row breaks the domain's rules.
+    pub async fn find_many(&self, ids: &[TransactionId]) -> Result<Vec<Transaction>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(FIND_MANY).await?;
+        let ids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
+        let rows = client.query(&statement, &[&ids]).await?;
+        rows.iter().map(transaction_from_row).collect()
     }
 
     /// Deletes every transaction. Used by `seed --reset`.

@@ -273,3 +273,71 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         .expect_err("nothing listens on port 1");
     assert!(error.is_unavailable(), "{error:?}");
 }
+
+#[tokio::test]
+async fn latest_entries_follow_the_index_order_for_each_user() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let (alice, bob, nobody) = (new_user(), new_user(), new_user());
+    let at = datetime!(2026-02-01 0:00 UTC);
+    // Ties on the date are ordered by amount, then id.
+    let mut rows: Vec<Transaction> = (0..12)
+        .map(|i| {
+            transaction(
+                alice,
+                at + time::Duration::minutes(i / 3),
+                &format!("{}", 9 - i % 3),
+            )
+        })
+        .collect();
+    rows.extend((0..3).map(|i| transaction(bob, at, &format!("{i}"))));
+    store_all(&repo, &rows).await;
+    let latest = within(repo.latest_entries(&[alice, bob, nobody], 5))
+        .await
+        .expect("entries");
+    let mut expected: Vec<&Transaction> = rows.iter().filter(|t| t.user_id == alice).collect();
+    expected.sort_by_key(|t| (t.txn_date, t.amount, t.id));
+    let expected: Vec<_> = expected[expected.len() - 5..]
+        .iter()
+        .map(|t| (t.id, t.txn_date, t.amount))
+        .collect();
+    let got: Vec<_> = latest[&alice]
+        .iter()
+        .map(|e| (e.id, e.txn_date, e.amount))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(latest[&bob].len(), 3);
+    assert!(latest[&nobody].is_empty());
+}
+
+#[tokio::test]
+async fn insert_many_skips_stored_ids_and_says_which_it_stored() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let existing = transaction(user, datetime!(2026-03-01 10:00:00.5 UTC), "5");
+    within(repo.insert(&existing)).await.expect("insert");
+    let mut fresh = transaction(user, datetime!(2026-03-01 10:00:01.25 UTC), "6");
+    fresh.verdict = Verdict::Scored(Score {
+        is_anomaly: true,
+        score: 1.5,
+        window_len: 20,
+        baseline: 1.0,
+        threshold: 5.0,
+    });
+    let stored = within(repo.insert_many(&[fresh.clone(), existing.clone()]))
+        .await
+        .expect("insert many");
+    assert_eq!(stored, vec![fresh.id]);
+    let mut found = within(repo.find_many(&[fresh.id, existing.id, TransactionId(Uuid::new_v4())]))
+        .await
+        .expect("find");
+    found.sort_by_key(|t| t.amount);
+    assert_eq!(found, vec![existing, fresh]);
+    assert!(
+        within(repo.insert_many(&[]))
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}
