@@ -22,6 +22,26 @@ pub struct CacheConfig {
     /// How long to wait for a new connection, and for a free pooled one, in
     /// milliseconds.
     pub connect_timeout_ms: u64,
+    /// Seconds after its last transaction that a user's window expires, so
+    /// idle users do not hold memory forever; an expired window is rebuilt
+    /// from history when the user comes back. Defaults to a day.
+    #[serde(default = "default_window_idle_ttl_secs")]
+    pub window_idle_ttl_secs: u64,
+    /// About how many events the event stream keeps (trimming is approximate
+    /// and lets it grow a little beyond this). A reader that falls further
+    /// behind misses events. Defaults to 100,000.
+    #[serde(default = "default_event_retention")]
+    pub event_retention: usize,
+}
+
+// Defaults for settings that older configuration files do not mention.
+
+fn default_window_idle_ttl_secs() -> u64 {
+    86_400
+}
+
+fn default_event_retention() -> usize {
+    100_000
 }
 
 impl fmt::Debug for CacheConfig {
@@ -31,6 +51,8 @@ impl fmt::Debug for CacheConfig {
             .field("key_prefix", &self.key_prefix)
             .field("max_connections", &self.max_connections)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("window_idle_ttl_secs", &self.window_idle_ttl_secs)
+            .field("event_retention", &self.event_retention)
             .finish()
     }
 }
@@ -88,6 +110,8 @@ mod tests {
             key_prefix: "txwatch:".into(),
             max_connections: 4,
             connect_timeout_ms: 1,
+            window_idle_ttl_secs: 86_400,
+            event_retention: 100_000,
         }
     }
 
@@ -138,5 +162,19 @@ mod tests {
             error.to_string().contains("unknown field `pool_size`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_window_ttl_and_event_retention_can_be_set_and_default_otherwise() {
+        let parsed: CacheConfig = serde_json::from_str(
+            r#"{"url":"redis://127.0.0.1","key_prefix":"txwatch:","max_connections":4,"connect_timeout_ms":1,
+                "window_idle_ttl_secs":60,"event_retention":500}"#,
+        )
+        .expect("valid settings");
+        assert_eq!(parsed.window_idle_ttl_secs, 60);
+        assert_eq!(parsed.event_retention, 500);
+        let shown = format!("{parsed:?}");
+        assert!(shown.contains("window_idle_ttl_secs: 60"), "{shown}");
+        assert!(shown.contains("event_retention: 500"), "{shown}");
     }
 }

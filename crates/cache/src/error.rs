@@ -1,6 +1,6 @@
 //! Cache errors, classified where they arise.
 
-use deadpool_redis::redis::{RedisError, RetryMethod};
+use deadpool_redis::redis::{ErrorKind, RedisError, RetryMethod, Value};
 
 /// What went wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,34 @@ impl CacheError {
     /// about the request or the data.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, CacheError::Unavailable(_))
+    }
+
+    /// `error`, from a command on `key`, classified like any other, except
+    /// that `WRONGTYPE` (the key holds another kind of value than the
+    /// `expected` one this crate writes there) is a [`CacheError::CorruptEntry`].
+    pub(crate) fn at_key(error: RedisError, key: &str, expected: &str) -> CacheError {
+        match error.code() {
+            Some("WRONGTYPE") => CacheError::CorruptEntry {
+                key: key.to_owned(),
+                reason: format!("the key does not hold a {expected}"),
+            },
+            _ => CacheError::from(error),
+        }
+    }
+
+    /// A reply that does not have the shape the command promises.
+    pub(crate) fn unexpected_reply(what: &'static str, reply: &Value) -> CacheError {
+        const SHOWN: usize = 200;
+        let mut shown = format!("{reply:?}");
+        if let Some((cut, _)) = shown.char_indices().nth(SHOWN) {
+            shown.truncate(cut);
+            shown.push_str("...");
+        }
+        CacheError::Command(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            what,
+            shown,
+        )))
     }
 }
 
@@ -64,7 +92,7 @@ impl From<deadpool_redis::PoolError> for CacheError {
 mod tests {
     use std::io;
 
-    use deadpool_redis::redis::{ErrorKind, ServerErrorKind};
+    use deadpool_redis::redis::ServerErrorKind;
 
     use super::*;
 

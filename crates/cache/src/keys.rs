@@ -29,9 +29,24 @@ impl Keys {
         &self.prefix
     }
 
-    /// The list of a user's most recent amounts, oldest first.
+    /// The sorted set of a user's most recent transactions (see
+    /// [`WindowStore`](crate::WindowStore)).
     pub fn window(&self, user_id: UserId) -> String {
         self.per_user("window", user_id)
+    }
+
+    /// The lease naming the server process that simulates a user's
+    /// transactions (see [`Leases`](crate::Leases)).
+    pub fn lease(&self, user_id: UserId) -> String {
+        self.per_user("sim", user_id)
+    }
+
+    /// The stream of live events (see [`EventLog`](crate::EventLog)).
+    ///
+    /// This is one key for all users, so on a Redis Cluster every event goes
+    /// through the one slot, and the one node, that owns it.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
     }
 
     /// A `SCAN ... MATCH` pattern for every key under the prefix, with glob
@@ -84,9 +99,24 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_key_is_the_prefix_sim_and_the_hash_tagged_user() {
+        assert_eq!(
+            Keys::new("txwatch:").lease(USER),
+            "txwatch:sim:{01912c3a-7b4e-7c1d-8e2f-3a4b5c6d7e8f}"
+        );
+    }
+
+    #[test]
+    fn the_event_stream_is_one_key_under_the_prefix() {
+        assert_eq!(Keys::new("txwatch:").events(), "txwatch:events");
+        assert_eq!(Keys::new("").events(), "events");
+    }
+
+    #[test]
     fn a_user_s_keys_hash_to_the_user_id_alone() {
         let keys = Keys::new("test:4f1c:");
         assert_eq!(hash_tag(&keys.window(USER)), USER.to_string());
+        assert_eq!(hash_tag(&keys.lease(USER)), USER.to_string());
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! Redis for the service: the connection pool, the naming of every key, and
-//! each user's window of recent amounts.
+//! Redis for the service: the connection pool, the naming of every key, each
+//! user's window of recent transactions, simulation leases, and the log of
+//! live events shared by every server process.
 //!
 //! Main types: [`CacheConfig`] and [`connect`] for the pool ([`RedisPool`]),
 //! with [`ping`] for readiness checks; [`Keys`], the one place Redis keys are
 //! built (`<prefix><kind>:{<user_id>}`, hash-tagged so a Redis Cluster keeps
-//! a user's keys in one slot); and [`WindowStore`], which reads and replaces a
-//! user's window, stored as a list of decimal strings. [`CacheError`]
-//! classifies Redis errors where they arise, so callers only ask
-//! [`CacheError::is_unavailable`].
+//! a user's keys in one slot); [`WindowStore`], which keeps each user's
+//! latest transactions as a sorted set in the order of the database's
+//! history index and puts new ones through it atomically, one [`Step`] per
+//! [`StepRequest`], many to a round trip; [`Leases`], which decide which
+//! server process simulates a user; and [`EventLog`], a Redis Stream of
+//! [`Event`]s ([`NewEvent`] to append) with resumable [`EventId`]s.
+//! [`CacheError`] classifies Redis errors where they arise, so callers only
+//! ask [`CacheError::is_unavailable`].
 //!
 //! Depends on `domain` for the types it stores. It must never depend on
 //! PostgreSQL (`storage`), HTTP (`http`, actix) or configuration loading:
@@ -15,8 +20,12 @@
 
 mod config;
 mod error;
+mod events;
+mod expiry;
 mod keys;
+mod lease;
 mod pool;
+mod script;
 mod window;
 
 #[cfg(feature = "test-helpers")]
@@ -24,6 +33,8 @@ pub mod testing;
 
 pub use config::CacheConfig;
 pub use error::CacheError;
+pub use events::{Event, EventId, EventIdError, EventLog, NewEvent};
 pub use keys::Keys;
+pub use lease::Leases;
 pub use pool::{RedisPool, connect, ping};
-pub use window::WindowStore;
+pub use window::{Step, StepRequest, WindowStore};

@@ -11,19 +11,28 @@ use crate::error::CacheError;
 /// A pool of multiplexed Redis connections; cheap to clone.
 pub type RedisPool = Pool;
 
+/// How long any one command (or pipeline) may wait for its reply. Set here
+/// rather than left to the Redis client's default (also 500 ms), because
+/// [`EventLog::read_after`](crate::EventLog::read_after) must wait longer than
+/// its `BLOCK` time and adds this on top.
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Builds the pool. No connection is opened until one is needed, so this
 /// succeeds while Redis is still down, and the pool recovers by itself when it
 /// comes back.
 ///
 /// Opening a connection and waiting for a free one are both bounded by
-/// `connect_timeout_ms`; each command is bounded by the Redis client's
-/// response timeout (500 ms).
+/// `connect_timeout_ms`; each command, or pipeline of commands, must be
+/// answered within 500 ms (blocking reads of the event stream get their block
+/// time on top).
 ///
 /// # Errors
 /// [`CacheError::InvalidUrl`] when the URL cannot be parsed.
 pub fn connect(config: &CacheConfig) -> Result<RedisPool, CacheError> {
     let timeout = Duration::from_millis(config.connect_timeout_ms);
-    let connection = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout));
+    let connection = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
     let manager = Manager::new_with_config(config.url.as_str(), connection)
         .map_err(CacheError::InvalidUrl)?;
     let pool = Pool::builder(manager)
@@ -60,6 +69,8 @@ mod tests {
             key_prefix: "txwatch:".into(),
             max_connections: 4,
             connect_timeout_ms: 1_000,
+            window_idle_ttl_secs: 60,
+            event_retention: 100,
         }
     }
 

@@ -38,6 +38,8 @@ impl TestRedis {
             key_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
             max_connections: 8,
             connect_timeout_ms: 5_000,
+            window_idle_ttl_secs: 3_600,
+            event_retention: 10_000,
         };
         let pool = connect(&config).expect("build the test pool");
         if let Err(error) = crate::ping(&pool).await {
@@ -65,6 +67,15 @@ impl TestRedis {
     /// Settings that reach the test Redis with this test's prefix.
     pub fn config(&self) -> &CacheConfig {
         &self.config
+    }
+
+    /// Removes every key under this test's prefix now, as if Redis had lost
+    /// its data (a restart without persistence, or an eviction).
+    ///
+    /// # Errors
+    /// The Redis error when the keys cannot be scanned or removed.
+    pub async fn lose_everything(&self) -> Result<(), redis::RedisError> {
+        unlink_matching(&self.config.url, &self.keys.pattern()).await
     }
 }
 

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use txwatch_cache::testing::TestRedis;
 use txwatch_cache::{CacheConfig, CacheError, Keys, WindowStore, connect, ping};
 
@@ -16,6 +18,8 @@ async fn an_unreachable_redis_is_reported_as_unavailable() {
         key_prefix: "test:unreachable:".into(),
         max_connections: 2,
         connect_timeout_ms: 1_000,
+        window_idle_ttl_secs: 60,
+        event_retention: 100,
     };
     // Building the pool must not need Redis, so the server can start first.
     let pool = connect(&config).expect("the pool is built without connecting");
@@ -23,7 +27,12 @@ async fn an_unreachable_redis_is_reported_as_unavailable() {
         Err(error) => assert!(error.is_unavailable(), "{error:?}"),
         Ok(()) => panic!("nothing listens on port 1, yet the ping succeeded"),
     }
-    let store = WindowStore::new(pool, Keys::new(config.key_prefix), 20);
+    let store = WindowStore::new(
+        pool,
+        Keys::new(config.key_prefix),
+        20,
+        Duration::from_secs(60),
+    );
     match within(store.read(new_user())).await {
         Err(error @ CacheError::Unavailable(_)) => assert!(error.is_unavailable()),
         other => panic!("expected Unavailable, got {other:?}"),

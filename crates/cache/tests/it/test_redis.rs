@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use deadpool_redis::redis;
 use txwatch_cache::testing::TestRedis;
-use txwatch_cache::{RedisPool, WindowStore};
+use txwatch_cache::{EventLog, Leases, NewEvent, RedisPool, WindowStore};
 
-use crate::{amounts, new_user, within};
+use crate::{entry, new_user, within};
 
 /// How many keys exist under `pattern`, counted with `SCAN` as the cleanup
 /// finds them.
@@ -43,24 +45,49 @@ async fn each_test_redis_has_a_fresh_prefix_of_its_own() {
 #[tokio::test]
 async fn dropping_a_test_redis_removes_its_keys_and_no_others() {
     let neighbour = within(TestRedis::create()).await;
-    let neighbours_windows =
-        WindowStore::new(neighbour.pool().clone(), neighbour.keys().clone(), 5);
+    let neighbours_windows = WindowStore::new(
+        neighbour.pool().clone(),
+        neighbour.keys().clone(),
+        5,
+        Duration::from_secs(60),
+    );
     let kept_user = new_user();
-    within(neighbours_windows.replace(kept_user, &amounts(&["9.00"])))
+    let kept = [entry(0, "9.00")];
+    within(neighbours_windows.replace(kept_user, &kept))
         .await
         .expect("replace the neighbour's window");
 
     let doomed = within(TestRedis::create()).await;
     let pattern = doomed.keys().pattern();
-    let windows = WindowStore::new(doomed.pool().clone(), doomed.keys().clone(), 5);
+    let windows = WindowStore::new(
+        doomed.pool().clone(),
+        doomed.keys().clone(),
+        5,
+        Duration::from_secs(60),
+    );
     for _ in 0..3 {
-        within(windows.replace(new_user(), &amounts(&["1.00", "2.00"])))
+        within(windows.replace(new_user(), &[entry(0, "1.00"), entry(1, "2.00")]))
             .await
             .expect("replace");
     }
-    assert_eq!(count_matching(neighbour.pool(), &pattern).await, 3);
+    let leases = Leases::new(
+        doomed.pool().clone(),
+        doomed.keys().clone(),
+        Duration::from_secs(60),
+    );
+    within(leases.acquire_or_renew(&[new_user()], "server-a"))
+        .await
+        .expect("lease");
+    let events = EventLog::new(doomed.pool().clone(), doomed.keys(), 100);
+    let event = NewEvent {
+        user_id: new_user(),
+        is_anomaly: false,
+        data: b"{}",
+    };
+    within(events.append(&[event])).await.expect("append");
+    assert_eq!(count_matching(neighbour.pool(), &pattern).await, 5);
 
-    drop(windows);
+    drop((windows, leases, events));
     drop(doomed);
 
     // Checked over the neighbour's connection, which the drop did not touch.
@@ -69,6 +96,6 @@ async fn dropping_a_test_redis_removes_its_keys_and_no_others() {
         within(neighbours_windows.read(kept_user))
             .await
             .expect("read the neighbour's window"),
-        amounts(&["9.00"])
+        kept
     );
 }

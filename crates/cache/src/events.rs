@@ -1,0 +1,502 @@
+//! The live event log, one Redis Stream shared by every server process.
+//!
+//! Each transaction is one stream entry at [`Keys::events`] with three
+//! fields: `u`, the user id; `a`, `1` when the transaction was flagged and
+//! `0` otherwise; and `d`, the payload (the caller's JSON, opaque here). The
+//! stream is trimmed to about [`EventLog::retention`] entries as it grows.
+//! Entry ids are [`EventId`]s, which readers resume from.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use deadpool_redis::Connection;
+use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::{self, Value};
+use txwatch_domain::UserId;
+
+use crate::error::CacheError;
+use crate::keys::Keys;
+use crate::pool::{RESPONSE_TIMEOUT, RedisPool};
+
+/// What [`CacheError::CorruptEntry`] says the event key should be.
+const KIND: &str = "stream";
+
+/// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them. Its text
+/// form ([`Display`](fmt::Display), [`FromStr`]) is Redis's, and serves as
+/// the SSE event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventId {
+    /// Milliseconds since the Unix epoch when Redis added the entry (or
+    /// later, to keep ids increasing).
+    pub ms: u64,
+    /// The entry's number within its millisecond.
+    pub seq: u64,
+}
+
+impl EventId {
+    /// Before every entry: reading after it reads from the beginning.
+    pub const ZERO: EventId = EventId { ms: 0, seq: 0 };
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Why a text is not an [`EventId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an event id of the form `<ms>-<seq>`")]
+pub struct EventIdError(String);
+
+impl FromStr for EventId {
+    type Err = EventIdError;
+
+    /// Parses `<ms>-<seq>`, both plain decimal numbers.
+    fn from_str(text: &str) -> Result<EventId, EventIdError> {
+        let number = |part: &str| {
+            (!part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit()))
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+        };
+        text.split_once('-')
+            .and_then(|(ms, seq)| {
+                Some(EventId {
+                    ms: number(ms)?,
+                    seq: number(seq)?,
+                })
+            })
+            .ok_or_else(|| EventIdError(text.to_owned()))
+    }
+}
+
+/// An event to append: whose transaction, whether it was flagged, and the
+/// payload.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// The transaction's user.
+    pub user_id: UserId,
+    /// Whether the transaction was flagged as an anomaly.
+    pub is_anomaly: bool,
+    /// The payload, opaque to the log (the caller's JSON).
+    pub data: &'a [u8],
+}
+
+/// An event read back from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Where it is in the stream.
+    pub id: EventId,
+    /// The transaction's user.
+    pub user_id: UserId,
+    /// Whether the transaction was flagged as an anomaly.
+    pub is_anomaly: bool,
+    /// The payload, as appended.
+    pub data: Bytes,
+}
+
+/// Appends to and reads the event stream; cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    pool: RedisPool,
+    key: String,
+    retention: usize,
+}
+
+impl EventLog {
+    /// The log at [`Keys::events`], keeping about `retention` events (at
+    /// least one).
+    pub fn new(pool: RedisPool, keys: &Keys, retention: usize) -> EventLog {
+        EventLog {
+            pool,
+            key: keys.events(),
+            retention: retention.max(1),
+        }
+    }
+
+    /// About how many events the stream keeps. Trimming is approximate
+    /// (`MAXLEN ~`): Redis drops whole internal nodes of entries at a time,
+    /// so the stream may hold somewhat more.
+    pub fn retention(&self) -> usize {
+        self.retention
+    }
+
+    /// Appends `events` in one round trip (none for no events), in order,
+    /// trimming the stream to about [`retention`](Self::retention) entries,
+    /// and returns their ids.
+    ///
+    /// # Errors
+    /// [`CacheError::CorruptEntry`] when the key holds something other than a
+    /// stream, [`CacheError::Unavailable`] when Redis cannot be reached in
+    /// time, [`CacheError::Command`] for other Redis errors. Some events may
+    /// have been appended even so.
+    pub async fn append(&self, events: &[NewEvent<'_>]) -> Result<Vec<EventId>, CacheError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::Pipeline::with_capacity(events.len());
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(&self.key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.retention)
+                .arg("*")
+                .arg("u")
+                .arg(event.user_id.to_string())
+                .arg("a")
+                .arg(if event.is_anomaly { "1" } else { "0" })
+                .arg("d")
+                .arg(event.data);
+        }
+        let mut connection = self.pool.get().await?;
+        // Errors stay in their replies, so `WRONGTYPE` can be told apart.
+        let replies: Vec<Value> = pipe.ignore_errors().query_async(&mut connection).await?;
+        if replies.len() != events.len() {
+            return Err(CacheError::unexpected_reply(
+                "XADD must answer once per event",
+                &Value::Array(replies),
+            ));
+        }
+        replies
+            .iter()
+            .map(|reply| match reply {
+                Value::ServerError(error) => {
+                    Err(CacheError::at_key(error.clone().into(), &self.key, KIND))
+                }
+                id => self.decode_id(id),
+            })
+            .collect()
+    }
+
+    /// Events strictly after `after`, oldest first, at most `count` (at
+    /// least one); none when the stream is empty or missing. [`EventId::ZERO`]
+    /// reads from the oldest event kept.
+    ///
+    /// With `block`, when there are none yet, waits up to that long (at
+    /// least a millisecond) for some to be appended, and answers as soon as
+    /// there are. The wait holds one pooled connection to itself, because
+    /// Redis answers nothing else on a connection while it blocks: the
+    /// pool's size bounds how many readers can wait at once, so have one
+    /// reader per process fan events out, not one per client. A wait cut
+    /// short (the future dropped, or no answer in time) closes its connection
+    /// rather than hand a blocked one back to the pool.
+    ///
+    /// # Errors
+    /// [`CacheError::CorruptEntry`] when the key holds something other than a
+    /// stream or an entry lacks a field, [`CacheError::Unavailable`] when
+    /// Redis cannot be reached in time, [`CacheError::Command`] for other
+    /// Redis errors.
+    pub async fn read_after(
+        &self,
+        after: EventId,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Event>, CacheError> {
+        let mut xread = redis::cmd("XREAD");
+        xread.arg("COUNT").arg(count.max(1));
+        let mut response_timeout = RESPONSE_TIMEOUT;
+        if let Some(block) = block {
+            // `BLOCK 0` would wait forever.
+            let ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+            xread.arg("BLOCK").arg(ms);
+            response_timeout = RESPONSE_TIMEOUT.saturating_add(Duration::from_millis(ms));
+        }
+        xread.arg("STREAMS").arg(&self.key).arg(after.to_string());
+
+        let held = Held(Some(self.pool.get().await?));
+        // A clone shares the connection but has its own response timeout,
+        // which must outlast the block. The pooled handle stays held, so no
+        // one else sends commands that would queue behind the wait.
+        let mut connection = held.connection().clone();
+        connection.set_response_timeout(response_timeout);
+        let reply = xread.query_async::<Value>(&mut connection).await;
+        drop(connection);
+        let reply = match reply {
+            Ok(reply) => {
+                held.give_back();
+                reply
+            }
+            Err(error) => {
+                // A server's refusal leaves the connection usable; anything
+                // else (a timeout above all) may leave it blocked.
+                if error.code().is_some() {
+                    held.give_back();
+                }
+                return Err(CacheError::at_key(error, &self.key, KIND));
+            }
+        };
+        self.decode_xread(reply)
+    }
+
+    /// The newest event's id, or `None` when the stream is empty or missing:
+    /// where a reader that only wants new events starts.
+    ///
+    /// # Errors
+    /// [`CacheError::CorruptEntry`] when the key holds something other than a
+    /// stream, [`CacheError::Unavailable`] when Redis cannot be reached in
+    /// time, [`CacheError::Command`] for other Redis errors.
+    pub async fn last_id(&self) -> Result<Option<EventId>, CacheError> {
+        self.end_id("XREVRANGE", "+", "-").await
+    }
+
+    /// The oldest event's id still kept, or `None` when the stream is empty
+    /// or missing: a reader resuming after an older id has missed events
+    /// that retention dropped.
+    ///
+    /// # Errors
+    /// [`CacheError::CorruptEntry`] when the key holds something other than a
+    /// stream, [`CacheError::Unavailable`] when Redis cannot be reached in
+    /// time, [`CacheError::Command`] for other Redis errors.
+    pub async fn first_id(&self) -> Result<Option<EventId>, CacheError> {
+        self.end_id("XRANGE", "-", "+").await
+    }
+
+    /// The id of the first entry `command` (`XRANGE` or `XREVRANGE`) lists
+    /// from `start` to `end`.
+    async fn end_id(
+        &self,
+        command: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<Option<EventId>, CacheError> {
+        let mut connection = self.pool.get().await?;
+        let reply: Value = redis::cmd(command)
+            .arg(&self.key)
+            .arg(start)
+            .arg(end)
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| CacheError::at_key(error, &self.key, KIND))?;
+        match &reply {
+            Value::Nil => Ok(None),
+            Value::Array(entries) => match entries.first() {
+                None => Ok(None),
+                Some(Value::Array(entry)) if !entry.is_empty() => {
+                    self.decode_id(&entry[0]).map(Some)
+                }
+                Some(_) => Err(CacheError::unexpected_reply(
+                    "a stream range lists entries",
+                    &reply,
+                )),
+            },
+            other => Err(CacheError::unexpected_reply(
+                "a stream range lists entries",
+                other,
+            )),
+        }
+    }
+
+    /// The events in an `XREAD` reply for the one stream read.
+    fn decode_xread(&self, reply: Value) -> Result<Vec<Event>, CacheError> {
+        // RESP2: nil, or [[key, entries]]. RESP3: nil, or {key: entries}.
+        let entries = match reply {
+            Value::Nil => return Ok(Vec::new()),
+            Value::Array(streams) => streams.into_iter().next().and_then(|stream| match stream {
+                Value::Array(pair) => pair.into_iter().nth(1),
+                _ => None,
+            }),
+            Value::Map(streams) => streams.into_iter().next().map(|(_, entries)| entries),
+            other => {
+                return Err(CacheError::unexpected_reply("XREAD lists streams", &other));
+            }
+        };
+        match entries {
+            None => Ok(Vec::new()),
+            Some(Value::Array(entries)) => entries
+                .into_iter()
+                .map(|entry| self.decode_entry(entry))
+                .collect(),
+            Some(other) => Err(CacheError::unexpected_reply(
+                "XREAD lists a stream's entries",
+                &other,
+            )),
+        }
+    }
+
+    /// One `[id, [field, value, ...]]` entry as an event.
+    fn decode_entry(&self, entry: Value) -> Result<Event, CacheError> {
+        let Value::Array(parts) = entry else {
+            return Err(CacheError::unexpected_reply(
+                "a stream entry is an id and fields",
+                &entry,
+            ));
+        };
+        let mut parts = parts.into_iter();
+        let (Some(id), Some(fields), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(CacheError::unexpected_reply(
+                "a stream entry is an id and fields",
+                &Value::Nil,
+            ));
+        };
+        let id = self.decode_id(&id)?;
+        let pairs: Vec<(Value, Value)> = match fields {
+            Value::Array(flat) => {
+                let mut flat = flat.into_iter();
+                let mut pairs = Vec::with_capacity(3);
+                while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                    pairs.push((name, value));
+                }
+                pairs
+            }
+            Value::Map(pairs) => pairs,
+            other => {
+                return Err(CacheError::unexpected_reply(
+                    "a stream entry's fields",
+                    &other,
+                ));
+            }
+        };
+        let (mut user_id, mut is_anomaly, mut data) = (None, None, None);
+        for (name, value) in pairs {
+            let Value::BulkString(value) = value else {
+                continue;
+            };
+            match bytes_of(&name) {
+                Some(b"u") => {
+                    user_id = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|text| text.parse().ok());
+                }
+                Some(b"a") => {
+                    is_anomaly = match value.as_slice() {
+                        b"1" => Some(true),
+                        b"0" => Some(false),
+                        _ => None,
+                    };
+                }
+                Some(b"d") => data = Some(Bytes::from(value)),
+                _ => {}
+            }
+        }
+        let corrupt = |field: &str| CacheError::CorruptEntry {
+            key: self.key.clone(),
+            reason: format!("event {id} has no valid `{field}` field"),
+        };
+        Ok(Event {
+            id,
+            user_id: user_id.ok_or_else(|| corrupt("u"))?,
+            is_anomaly: is_anomaly.ok_or_else(|| corrupt("a"))?,
+            data: data.ok_or_else(|| corrupt("d"))?,
+        })
+    }
+
+    fn decode_id(&self, id: &Value) -> Result<EventId, CacheError> {
+        bytes_of(id)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| CacheError::CorruptEntry {
+                key: self.key.clone(),
+                reason: format!("{id:?} is not a stream entry id"),
+            })
+    }
+}
+
+// By hand: the pool's own `Debug` is long and says nothing useful here.
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog")
+            .field("key", &self.key)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bytes_of(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A pooled connection that goes back to the pool only when told to: if it
+/// is dropped otherwise (a blocking read cancelled or timed out), it is
+/// taken out of the pool and closed, since Redis may still be blocking it.
+struct Held(Option<Connection>);
+
+impl Held {
+    fn connection(&self) -> &MultiplexedConnection {
+        self.0
+            .as_ref()
+            .expect("the connection is only taken by `give_back`, which consumes the holder")
+    }
+
+    fn give_back(mut self) {
+        // Dropping the pooled handle returns it to the pool.
+        self.0.take();
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            // Out of the pool, the last handle goes, and with it the socket.
+            drop(Connection::take(connection));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_id_prints_and_parses_as_redis_writes_it() {
+        let id = EventId {
+            ms: 1_725_969_600_123,
+            seq: 7,
+        };
+        assert_eq!(id.to_string(), "1725969600123-7");
+        assert_eq!("1725969600123-7".parse::<EventId>(), Ok(id));
+        assert_eq!("0-0".parse::<EventId>(), Ok(EventId::ZERO));
+        assert_eq!(
+            format!("{}-{}", u64::MAX, u64::MAX).parse::<EventId>(),
+            Ok(EventId {
+                ms: u64::MAX,
+                seq: u64::MAX
+            })
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_ms_dash_seq_is_not_an_event_id() {
+        for text in [
+            "",
+            "-",
+            "12",
+            "12-",
+            "-3",
+            "12-3-4",
+            "a-1",
+            "1-b",
+            "+1-2",
+            "1-+2",
+            " 1-2",
+            "1-2 ",
+            "18446744073709551616-0",
+        ] {
+            let error = text.parse::<EventId>().expect_err(text);
+            assert_eq!(
+                error.to_string(),
+                format!("`{text}` is not an event id of the form `<ms>-<seq>`")
+            );
+        }
+    }
+
+    #[test]
+    fn event_ids_order_by_millisecond_then_sequence() {
+        let ids: Vec<EventId> = ["0-0", "0-1", "1-0", "1-2", "1-10", "2-0", "10-0"]
+            .iter()
+            .map(|text| text.parse().expect("an id"))
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids);
+        assert!(EventId { ms: 1, seq: 10 } > EventId { ms: 1, seq: 2 });
+    }
+}
