@@ -14,6 +14,11 @@ pub struct HttpConfig {
     /// Key that signs pagination cursors so a tampered or foreign cursor is
     /// rejected. Every process behind one load balancer needs the same key.
     pub cursor_secret: String,
+    /// When not empty, the write routes (`POST /transactions...`) require
+    /// this key in `X-API-Key` or `Authorization: Bearer`; without it they
+    /// answer 401 and store nothing.
+    #[serde(default)]
+    pub api_key: String,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -21,6 +26,7 @@ impl fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("cursor_secret", &"***")
+            .field("api_key", &if self.api_key.is_empty() { "" } else { "***" })
             .finish()
     }
 }

@@ -5,6 +5,7 @@
 //! amounts and dates are written into the output as they are formatted.
 
 use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
@@ -105,11 +106,20 @@ pub(crate) struct HealthJson {
 /// A `200` JSON response, serialized into a buffer of `size_hint` bytes so a
 /// large body is not copied as it grows.
 pub(crate) fn json_ok<T: Serialize>(value: &T, size_hint: usize) -> Result<HttpResponse, ApiError> {
+    json_response(StatusCode::OK, value, size_hint)
+}
+
+/// A JSON response with `status`, serialized like [`json_ok`].
+pub(crate) fn json_response<T: Serialize>(
+    status: StatusCode,
+    value: &T,
+    size_hint: usize,
+) -> Result<HttpResponse, ApiError> {
     let mut body = Vec::with_capacity(size_hint);
     value
         .serialize(&mut serde_json::Serializer::new(&mut body))
         .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    Ok(HttpResponse::Ok()
+    Ok(HttpResponse::build(status)
         .content_type(ContentType::json())
         .body(body))
 }

@@ -41,6 +41,35 @@ pub enum ApiError {
         /// Its value.
         high_value: String,
     },
+    /// A required field of a JSON body is absent.
+    #[error("field `{0}` is required")]
+    MissingField(&'static str),
+    /// A field of a JSON body is present but unusable.
+    #[error("field `{name}` is invalid: {reason}")]
+    InvalidField {
+        /// The field.
+        name: &'static str,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+    /// The body is not the JSON the route takes.
+    #[error("the request body is invalid: {0}")]
+    InvalidBody(String),
+    /// The body is larger than the route accepts.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The most bytes accepted.
+        limit: usize,
+    },
+    /// A write route was called without the configured API key.
+    #[error("a valid API key is required: send it as `X-API-Key` or `Authorization: Bearer`")]
+    Unauthorized,
+    /// The same transaction id is being stored by another request right now.
+    #[error("transaction {0} is being processed by another request; retry shortly")]
+    InProgress(uuid::Uuid),
+    /// A `Last-Event-ID` header that no stream of ours sent.
+    #[error("header `Last-Event-ID` is invalid: {0}; omit it to start with live events")]
+    InvalidEventId(String),
     /// No route has this path.
     #[error("no route matches this path")]
     NotFound,
@@ -70,10 +99,25 @@ impl ApiError {
             ApiError::MalformedQuery(_) => "malformed_query",
             ApiError::InvalidCursor(_) => "invalid_cursor",
             ApiError::InvalidRange { .. } => "invalid_range",
+            ApiError::MissingField(_) => "missing_field",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InProgress(_) => "in_progress",
+            ApiError::InvalidEventId(_) => "invalid_event_id",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable { .. } => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Shorthand for [`ApiError::InvalidField`].
+    pub fn invalid_field(name: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError::InvalidField {
+            name,
+            reason: reason.into(),
         }
     }
 
@@ -82,6 +126,19 @@ impl ApiError {
         ApiError::InvalidParameter {
             name,
             reason: reason.into(),
+        }
+    }
+}
+
+impl From<txwatch_cache::CacheError> for ApiError {
+    fn from(error: txwatch_cache::CacheError) -> ApiError {
+        if error.is_unavailable() {
+            ApiError::Unavailable {
+                service: "redis",
+                source: Box::new(error),
+            }
+        } else {
+            ApiError::Internal(Box::new(error))
         }
     }
 }
@@ -112,7 +169,14 @@ impl ResponseError for ApiError {
             | ApiError::InvalidParameter { .. }
             | ApiError::MalformedQuery(_)
             | ApiError::InvalidCursor(_)
-            | ApiError::InvalidRange { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::InvalidRange { .. }
+            | ApiError::MissingField(_)
+            | ApiError::InvalidField { .. }
+            | ApiError::InvalidBody(_)
+            | ApiError::InvalidEventId(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::InProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -126,7 +190,7 @@ impl ResponseError for ApiError {
             tracing::error!(error = %error_chain(self), code = self.code(), "request failed");
         }
         let mut response = HttpResponse::build(status);
-        if matches!(self, ApiError::Unavailable { .. }) {
+        if matches!(self, ApiError::Unavailable { .. } | ApiError::InProgress(_)) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         response.json(ErrorBody {

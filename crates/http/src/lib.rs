@@ -7,23 +7,38 @@
 //! error type whose `ResponseError` impl decides every error response
 //! (`{"error": "<snake_case_code>", "message": "..."}`).
 //!
-//! Handlers are thin: they extract and validate input, call one repository
-//! function, and convert domain values to JSON types here, at the edge.
+//! Handlers are thin: they extract and validate input, call one function,
+//! and convert domain values to JSON types here, at the edge.
 //!
-//! Depends on `domain` and `storage`. It must never read
-//! configuration files or environment variables, install a tracing
-//! subscriber, or spawn long-lived tasks: the `server` crate does that.
+//! The live half: [`Pipeline`] is the one ingest path (validate, Redis
+//! window step, verdict, store, publish) used by the ingest routes and the
+//! simulations alike; [`EventHub`] fans events out to this process's SSE
+//! subscribers, fed by [`run_relay`] from the Redis event stream that every
+//! process shares; [`Simulations`] counts the viewers of each user's live
+//! simulation, which [`run_simulations`] drives.
+//!
+//! Depends on `domain`, `storage`, `cache` and `simulator`. It must never
+//! read configuration files or environment variables, install a tracing
+//! subscriber, or spawn long-lived tasks: the `server` crate spawns
+//! [`run_relay`] and [`run_simulations`].
 
 mod config;
 mod cursor;
 mod dto;
 mod error;
+mod hub;
+mod pipeline;
 mod query;
 mod routes;
+mod simulation;
+mod sse;
 mod state;
 
 pub use config::HttpConfig;
 pub use cursor::{CursorCodec, CursorError};
 pub use error::ApiError;
+pub use hub::{EventHub, Live, Notice, UserSubscription, run_relay};
+pub use pipeline::{NewTransaction, Outcome, Pipeline};
 pub use routes::{configure, cors, not_found};
+pub use simulation::{SimulationSettings, Simulations, WatchGuard, run_simulations};
 pub use state::AppState;

@@ -6,9 +6,11 @@ use actix_web::{HttpResponse, web};
 
 use crate::config::HttpConfig;
 use crate::error::ApiError;
+use crate::sse;
 use crate::state::AppState;
 
 mod health;
+mod ingest;
 mod transactions;
 mod users;
 
@@ -26,8 +28,40 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             )
             .service(read_route("/health", health::health))
             .service(read_route("/users", users::list))
-            .service(read_route("/transactions", transactions::history));
+            .service(
+                web::resource("/transactions")
+                    .app_data(json_config(ingest::MAX_SINGLE_BYTES))
+                    .route(web::get().to(transactions::history))
+                    .route(web::post().to(ingest::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/transactions/batch")
+                    .app_data(json_config(ingest::MAX_BATCH_BYTES))
+                    .route(web::post().to(ingest::create_batch))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(read_route("/sse/transactions", sse::all_stream))
+            .service(read_route("/sse/transactions/{user_id}", sse::user_stream));
     }
+}
+
+/// JSON bodies up to `limit` bytes, any content type (curl users forget
+/// it), with errors in the API's shape: 413 past the limit, 422 otherwise.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(false)
+        .error_handler(|error, _request| {
+            use actix_web::error::JsonPayloadError;
+            match error {
+                JsonPayloadError::Overflow { limit }
+                | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                    ApiError::PayloadTooLarge { limit }.into()
+                }
+                other => ApiError::InvalidBody(other.to_string()).into(),
+            }
+        })
 }
 
 /// A `GET` resource that answers other methods with a JSON 405.
@@ -51,11 +85,11 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-/// The cross-origin policy for the read routes: the configured origins
-/// (`"*"` for any) may `GET`; no credentials.
+/// The cross-origin policy: the configured origins (`"*"` for any) may read
+/// and post; no credentials (an API key travels in a header).
 pub fn cors(config: &HttpConfig) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allowed_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_any_header()
         .max_age(3600);
     for origin in &config.cors_allowed_origins {

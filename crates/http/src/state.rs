@@ -1,9 +1,21 @@
 //! Shared handles for the routes.
 
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use txwatch_cache::EventLog;
 use txwatch_storage::TransactionRepository;
 
 use crate::config::HttpConfig;
 use crate::cursor::CursorCodec;
+use crate::hub::EventHub;
+use crate::pipeline::Pipeline;
+use crate::simulation::Simulations;
+
+/// Live channel depth per subscriber: about a second of events at the
+/// benchmark's rate before a subscriber counts as fallen behind (and catches
+/// up from Redis).
+const HUB_CAPACITY: usize = 4096;
 
 /// What handlers need, as cheap clonable handles (pools are reference
 /// counted).
@@ -13,14 +25,38 @@ pub struct AppState {
     pub transactions: TransactionRepository,
     /// Signs and checks pagination cursors.
     pub cursors: CursorCodec,
+    /// Where every transaction goes in.
+    pub pipeline: Pipeline,
+    /// The shared event stream, read back by resuming subscribers.
+    pub events: EventLog,
+    /// This process's live subscribers.
+    pub hub: EventHub,
+    /// Who watches which user's simulation here.
+    pub simulations: Simulations,
+    /// SHA-256 of the API key the write routes require, if any.
+    pub api_key_digest: Option<Arc<[u8]>>,
 }
 
 impl AppState {
-    /// State for the given repository and settings.
-    pub fn new(transactions: TransactionRepository, config: &HttpConfig) -> AppState {
+    /// State for the given repository, pipeline and settings, with an empty
+    /// hub and no simulations; the caller runs
+    /// [`run_relay`](crate::run_relay) and
+    /// [`run_simulations`](crate::run_simulations) on them.
+    pub fn new(
+        transactions: TransactionRepository,
+        pipeline: Pipeline,
+        config: &HttpConfig,
+    ) -> AppState {
+        let api_key_digest = (!config.api_key.trim().is_empty())
+            .then(|| Arc::from(&Sha256::digest(config.api_key.trim().as_bytes())[..]));
         AppState {
             transactions,
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),
+            events: pipeline.events().clone(),
+            pipeline,
+            hub: EventHub::new(HUB_CAPACITY),
+            simulations: Simulations::new(),
+            api_key_digest,
         }
     }
 }

@@ -1,0 +1,403 @@
+//! The ingest pipeline: the one path every transaction takes, whether the
+//! simulator made it or a client posted it.
+//!
+//! 1. Ids: a client's id is its idempotency key; rows stored under it
+//!    already are answered as they are. Transactions without an id get a
+//!    fresh UUIDv7.
+//! 2. Window step: one Redis round trip for the whole batch, executed in
+//!    order, takes each user's previous window and adds the new transaction
+//!    atomically (see `txwatch_cache::WindowStore`). A window Redis lost is
+//!    rebuilt from the user's latest rows in Postgres first.
+//! 3. Verdict: the configured detector judges the amount against the
+//!    previous window.
+//! 4. Persist: one statement stores the batch, all or nothing. If it fails,
+//!    the touched windows are dropped so they are rebuilt from what Postgres
+//!    really holds, and the caller gets the error.
+//! 5. Publish: stored transactions go onto the Redis event stream, which
+//!    every server process relays to its SSE subscribers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use txwatch_cache::{EventLog, NewEvent, Step, StepRequest, WindowStore};
+use txwatch_domain::{
+    Amount, AnyDetector, Currency, Detector, Status, Transaction, TransactionId, UserId,
+    WindowEntry,
+};
+use txwatch_storage::TransactionRepository;
+
+use crate::dto::TransactionJson;
+use crate::error::ApiError;
+
+/// How often, and how long, to look for the stored row of an id that another
+/// request is storing at this moment.
+const IN_FLIGHT_CHECKS: u32 = 8;
+const IN_FLIGHT_PAUSE: Duration = Duration::from_millis(25);
+
+/// Rounds of "window missing, rebuild it" before giving up; a second round
+/// is only needed when Redis loses a key between two of our calls.
+const REBUILD_ROUNDS: usize = 3;
+
+/// A validated transaction, not yet scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTransaction {
+    /// The client's id, which makes posting it again harmless; `None` gets a
+    /// fresh UUIDv7.
+    pub id: Option<TransactionId>,
+    /// Whose transaction.
+    pub user_id: UserId,
+    /// How much; never negative.
+    pub amount: Amount,
+    /// In which currency.
+    pub currency: Currency,
+    /// When it happened (stored to the microsecond).
+    pub txn_date: OffsetDateTime,
+    /// `paid`, `failed`, ...
+    pub status: Status,
+}
+
+/// What became of one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Scored, stored and published now.
+    Created(Transaction),
+    /// Its id was stored before: this is the stored transaction, unchanged.
+    Existing(Transaction),
+    /// Another request is storing the same id right now; retry shortly.
+    InProgress(TransactionId),
+}
+
+/// The pipeline's handles; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    transactions: TransactionRepository,
+    windows: WindowStore,
+    events: EventLog,
+    detector: Arc<AnyDetector>,
+}
+
+/// One transaction on its way through.
+struct Pending {
+    /// Where it sits in the caller's list.
+    index: usize,
+    transaction: NewTransaction,
+    id: TransactionId,
+}
+
+impl Pipeline {
+    /// A pipeline scoring with `detector` against windows of
+    /// `windows.capacity()` transactions.
+    pub fn new(
+        transactions: TransactionRepository,
+        windows: WindowStore,
+        events: EventLog,
+        detector: AnyDetector,
+    ) -> Pipeline {
+        Pipeline {
+            transactions,
+            windows,
+            events,
+            detector: Arc::new(detector),
+        }
+    }
+
+    /// The event stream this pipeline publishes to.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The detector judging every transaction.
+    pub fn detector(&self) -> &AnyDetector {
+        &self.detector
+    }
+
+    /// Scores, stores and publishes `items`, in order: items of one user are
+    /// judged one after the other, each against a window holding the ones
+    /// before it. Answers one [`Outcome`] per item, in the same order.
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] when Redis or Postgres cannot be reached:
+    /// then nothing of this call is stored.
+    pub async fn ingest(&self, items: Vec<NewTransaction>) -> Result<Vec<Outcome>, ApiError> {
+        let count = items.len();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
+        // An id repeated within the call is answered like its first use.
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        let mut first_use: HashMap<TransactionId, usize> = HashMap::with_capacity(count);
+        let mut given: Vec<TransactionId> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::with_capacity(count);
+        for (index, mut transaction) in items.into_iter().enumerate() {
+            transaction.txn_date = truncate_to_micros(transaction.txn_date);
+            let id = match transaction.id {
+                Some(id) => {
+                    given.push(id);
+                    id
+                }
+                None => TransactionId(uuid::Uuid::now_v7()),
+            };
+            if let Some(&first) = first_use.get(&id) {
+                repeats.push((index, first));
+                continue;
+            }
+            first_use.insert(id, index);
+            pending.push(Pending {
+                index,
+                transaction,
+                id,
+            });
+        }
+
+        if !given.is_empty() {
+            let stored = self.transactions.find_many(&given).await?;
+            let stored: HashMap<TransactionId, Transaction> =
+                stored.into_iter().map(|t| (t.id, t)).collect();
+            pending.retain(|p| match stored.get(&p.id) {
+                Some(found) => {
+                    outcomes[p.index] = Some(Outcome::Existing(found.clone()));
+                    false
+                }
+                None => true,
+            });
+        }
+
+        let steps = self.step_all(&pending).await?;
+        let mut scored: Vec<(usize, Transaction)> = Vec::with_capacity(pending.len());
+        let mut in_window: Vec<(usize, TransactionId)> = Vec::new();
+        for (p, step) in pending.into_iter().zip(steps) {
+            match step {
+                Step::Pushed { previous } => {
+                    let state = self
+                        .detector
+                        .state_from_history(previous.iter().map(Amount::to_f64));
+                    let verdict = self.detector.score(&state, p.transaction.amount.to_f64());
+                    let t = p.transaction;
+                    scored.push((
+                        p.index,
+                        Transaction {
+                            id: p.id,
+                            user_id: t.user_id,
+                            amount: t.amount,
+                            currency: t.currency,
+                            txn_date: t.txn_date,
+                            status: t.status,
+                            verdict,
+                        },
+                    ));
+                }
+                // The id is in the window: stored already, or being stored by
+                // a request running now.
+                Step::Duplicate => in_window.push((p.index, p.id)),
+                Step::Missing => {
+                    return Err(ApiError::Internal(
+                        "window step reported a missing window after a rebuild".into(),
+                    ));
+                }
+            }
+        }
+
+        let rows: Vec<Transaction> = scored.iter().map(|(_, t)| t.clone()).collect();
+        let stored = match self.transactions.insert_many(&rows).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.forget_windows(rows.iter().map(|t| t.user_id)).await;
+                return Err(error.into());
+            }
+        };
+        let stored: HashSet<TransactionId> = stored.into_iter().collect();
+        let mut created: Vec<&Transaction> = Vec::with_capacity(stored.len());
+        let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
+        for (index, transaction) in &scored {
+            if stored.contains(&transaction.id) {
+                outcomes[*index] = Some(Outcome::Created(transaction.clone()));
+                created.push(transaction);
+            } else {
+                // Its id was stored meanwhile (by a concurrent request) and
+                // had left the window, so the step could not tell: take the
+                // push back, and answer with the stored row.
+                not_stored.push((
+                    transaction.user_id,
+                    WindowEntry {
+                        id: transaction.id,
+                        txn_date: transaction.txn_date,
+                        amount: transaction.amount,
+                    },
+                ));
+                in_window.push((*index, transaction.id));
+            }
+        }
+        if let Err(error) = self.windows.withdraw(&not_stored).await {
+            tracing::warn!(%error, "could not take back pushes of already stored ids");
+            self.forget_windows(not_stored.iter().map(|(user_id, _)| *user_id))
+                .await;
+        }
+        self.publish(&created).await;
+
+        for (index, outcome) in self.resolve_in_flight(&in_window).await? {
+            outcomes[index] = Some(outcome);
+        }
+        for (index, first) in repeats {
+            outcomes[index] = outcomes[first].clone().map(|outcome| match outcome {
+                Outcome::Created(t) | Outcome::Existing(t) => Outcome::Existing(t),
+                in_progress @ Outcome::InProgress(_) => in_progress,
+            });
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.ok_or_else(|| ApiError::Internal("an item was left without outcome".into()))
+            })
+            .collect()
+    }
+
+    /// Runs every window step, rebuilding from Postgres the windows Redis
+    /// does not have.
+    async fn step_all(&self, pending: &[Pending]) -> Result<Vec<Step>, ApiError> {
+        let mut results: Vec<Option<Step>> = (0..pending.len()).map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..pending.len()).collect();
+        let mut rebuilds: HashMap<UserId, Vec<WindowEntry>> = HashMap::new();
+        for _ in 0..REBUILD_ROUNDS {
+            if todo.is_empty() {
+                break;
+            }
+            let steps = {
+                let mut attached: HashSet<UserId> = HashSet::new();
+                let requests: Vec<StepRequest<'_>> = todo
+                    .iter()
+                    .map(|&i| {
+                        let p = &pending[i];
+                        let user_id = p.transaction.user_id;
+                        // The history goes with a user's first step only.
+                        let rebuild = if attached.insert(user_id) {
+                            rebuilds.get(&user_id).map(Vec::as_slice)
+                        } else {
+                            None
+                        };
+                        StepRequest {
+                            user_id,
+                            entry: WindowEntry {
+                                id: p.id,
+                                txn_date: p.transaction.txn_date,
+                                amount: p.transaction.amount,
+                            },
+                            rebuild,
+                        }
+                    })
+                    .collect();
+                self.windows.step_many(&requests).await?
+            };
+            let mut missing: Vec<usize> = Vec::new();
+            let mut missing_users: Vec<UserId> = Vec::new();
+            for (&i, step) in todo.iter().zip(steps) {
+                if matches!(step, Step::Missing) {
+                    missing.push(i);
+                    let user_id = pending[i].transaction.user_id;
+                    if !missing_users.contains(&user_id) && !rebuilds.contains_key(&user_id) {
+                        missing_users.push(user_id);
+                    }
+                } else {
+                    results[i] = Some(step);
+                }
+            }
+            if !missing_users.is_empty() {
+                let history = self
+                    .transactions
+                    .latest_entries(&missing_users, self.windows.capacity())
+                    .await?;
+                rebuilds.extend(history);
+            }
+            todo = missing;
+        }
+        results
+            .into_iter()
+            .map(|step| {
+                step.ok_or_else(|| {
+                    ApiError::Internal("a window could not be rebuilt after several tries".into())
+                })
+            })
+            .collect()
+    }
+
+    /// Answers for ids the window already holds: the stored row, once the
+    /// request storing it has finished.
+    async fn resolve_in_flight(
+        &self,
+        items: &[(usize, TransactionId)],
+    ) -> Result<Vec<(usize, Outcome)>, ApiError> {
+        let mut resolved = Vec::with_capacity(items.len());
+        let mut waiting: Vec<(usize, TransactionId)> = items.to_vec();
+        for check in 0..IN_FLIGHT_CHECKS {
+            if waiting.is_empty() {
+                break;
+            }
+            if check > 0 {
+                tokio::time::sleep(IN_FLIGHT_PAUSE).await;
+            }
+            let ids: Vec<TransactionId> = waiting.iter().map(|(_, id)| *id).collect();
+            let found: HashMap<TransactionId, Transaction> = self
+                .transactions
+                .find_many(&ids)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t))
+                .collect();
+            waiting.retain(|(index, id)| match found.get(id) {
+                Some(t) => {
+                    resolved.push((*index, Outcome::Existing(t.clone())));
+                    false
+                }
+                None => true,
+            });
+        }
+        resolved.extend(
+            waiting
+                .into_iter()
+                .map(|(index, id)| (index, Outcome::InProgress(id))),
+        );
+        Ok(resolved)
+    }
+
+    /// Drops windows so the next transaction rebuilds them from Postgres.
+    async fn forget_windows(&self, users: impl Iterator<Item = UserId>) {
+        let mut users: Vec<UserId> = users.collect();
+        users.sort_unstable();
+        users.dedup();
+        if let Err(error) = self.windows.forget(&users).await {
+            // Nothing more to do: an unreachable Redis loses the keys' worth
+            // anyway when it comes back empty, and a live one expires them.
+            tracing::warn!(%error, users = users.len(), "could not drop windows after a failed store");
+        }
+    }
+
+    /// Puts stored transactions on the event stream. A failure here loses
+    /// live events, never data: the rows are stored and acknowledged.
+    async fn publish(&self, created: &[&Transaction]) {
+        if created.is_empty() {
+            return;
+        }
+        let payloads: Vec<Vec<u8>> = created
+            .iter()
+            .map(|t| serde_json::to_vec(&TransactionJson(t)).unwrap_or_default())
+            .collect();
+        let events: Vec<NewEvent<'_>> = created
+            .iter()
+            .zip(&payloads)
+            .map(|(t, data)| NewEvent {
+                user_id: t.user_id,
+                is_anomaly: t.verdict.is_anomaly(),
+                data,
+            })
+            .collect();
+        if let Err(error) = self.events.append(&events).await {
+            tracing::warn!(%error, events = events.len(), "stored transactions could not be published");
+        }
+    }
+}
+
+/// Postgres keeps microseconds; the window and the answer must hold what is
+/// stored.
+fn truncate_to_micros(at: OffsetDateTime) -> OffsetDateTime {
+    let nanos = at.unix_timestamp_nanos();
+    OffsetDateTime::from_unix_timestamp_nanos(nanos - nanos.rem_euclid(1000)).unwrap_or(at)
+}

@@ -1,0 +1,357 @@
+//! `POST /transactions` and `POST /transactions/batch`: client transactions
+//! into the pipeline.
+//!
+//! A transaction is a JSON object with `user_id` and `amount` (a string such
+//! as `"271.62"` or a number, at most two decimals, not negative) and,
+//! optionally, `id` (a UUID: posting the same id again answers the stored
+//! transaction), `currency` (default `INR`), `txn_date` (RFC 3339, default
+//! now; not before 1970 nor more than a day ahead) and `status` (default
+//! `paid`). Unknown fields are rejected, so a misspelt one is not silently
+//! ignored.
+
+use std::future::{Ready, ready};
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Json};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use txwatch_domain::{Amount, Currency, Status, TransactionId, UserId};
+
+use crate::dto::{TransactionJson, json_response};
+use crate::error::ApiError;
+use crate::pipeline::{NewTransaction, Outcome};
+use crate::query::parse_instant;
+use crate::state::AppState;
+
+/// Most transactions one batch may hold.
+pub(crate) const MAX_BATCH: usize = 1000;
+/// Largest body of a single transaction.
+pub(crate) const MAX_SINGLE_BYTES: usize = 64 * 1024;
+/// Largest body of a batch: room for 1,000 generous transactions.
+pub(crate) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+const FIELDS: &str = "id, user_id, amount, currency, txn_date, status";
+/// Bytes of JSON per answered transaction, roughly; sizes the buffer.
+const BYTES_PER_ITEM: usize = 360;
+
+/// Proof that the request may write: the configured API key was sent, or
+/// none is configured. Extract it first so a request without the key is
+/// refused before its body is read.
+pub(crate) struct WriteAccess;
+
+impl FromRequest for WriteAccess {
+    type Error = ApiError;
+    type Future = Ready<Result<WriteAccess, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = request.app_data::<Data<AppState>>() else {
+            return ready(Err(ApiError::Internal(
+                "app state is not registered".into(),
+            )));
+        };
+        let Some(expected) = state.api_key_digest.as_deref() else {
+            return ready(Ok(WriteAccess));
+        };
+        let headers = request.headers();
+        let sent = headers
+            .get("X-API-Key")
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get("Authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "))
+            });
+        // Comparing digests keeps the comparison's timing independent of how
+        // much of the key a guess got right.
+        let granted =
+            sent.is_some_and(|key| Sha256::digest(key.trim().as_bytes())[..] == expected[..]);
+        ready(if granted {
+            Ok(WriteAccess)
+        } else {
+            Err(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// `POST /transactions`: 201 with the scored transaction, or 200 with the
+/// stored one when its id was seen before.
+pub(super) async fn create(
+    _access: WriteAccess,
+    state: Data<AppState>,
+    Json(body): Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let item = parse_transaction(&body, OffsetDateTime::now_utc())?;
+    let outcome = state
+        .pipeline
+        .ingest(vec![item])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("the pipeline answered nothing".into()))?;
+    match outcome {
+        Outcome::Created(t) => {
+            json_response(StatusCode::CREATED, &TransactionJson(&t), BYTES_PER_ITEM)
+        }
+        Outcome::Existing(t) => json_response(StatusCode::OK, &TransactionJson(&t), BYTES_PER_ITEM),
+        Outcome::InProgress(id) => Err(ApiError::InProgress(id.as_uuid())),
+    }
+}
+
+/// `POST /transactions/batch` with `{"transactions": [...]}` (or a bare
+/// array): up to 1,000 transactions, each user's scored in the given order.
+/// Answers 200 with one result per item, in order; an item that is invalid
+/// gets its own 422 result and does not stop the others. When Redis or
+/// Postgres is down the whole batch answers 503 and nothing is stored.
+pub(super) async fn create_batch(
+    _access: WriteAccess,
+    state: Data<AppState>,
+    Json(body): Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let items = match body {
+        Value::Array(items) => items,
+        Value::Object(mut object) => match object.remove("transactions") {
+            Some(Value::Array(items)) if object.is_empty() => items,
+            Some(Value::Array(_)) => {
+                return Err(ApiError::InvalidBody(
+                    "the batch object takes only `transactions`".to_owned(),
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "transactions",
+                    "it must be an array",
+                ));
+            }
+            None => return Err(ApiError::MissingField("transactions")),
+        },
+        _ => {
+            return Err(ApiError::InvalidBody(
+                "send {\"transactions\": [...]} with up to 1000 transactions".to_owned(),
+            ));
+        }
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "transactions",
+            format!(
+                "{} items is more than the {MAX_BATCH} a batch may hold",
+                items.len()
+            ),
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let parsed: Vec<Result<NewTransaction, ApiError>> = items
+        .iter()
+        .map(|item| parse_transaction(item, now))
+        .collect();
+    let valid: Vec<NewTransaction> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes = state.pipeline.ingest(valid).await?.into_iter();
+
+    let mut owned: Vec<Outcome> = Vec::with_capacity(parsed.len());
+    let mut errors: Vec<Option<ApiError>> = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        match item {
+            Ok(_) => {
+                let outcome = outcomes.next().ok_or_else(|| {
+                    ApiError::Internal("the pipeline answered too few items".into())
+                })?;
+                owned.push(outcome);
+                errors.push(None);
+            }
+            Err(error) => {
+                owned.push(Outcome::InProgress(TransactionId(uuid::Uuid::nil())));
+                errors.push(Some(error));
+            }
+        }
+    }
+    let mut summary = Summary::default();
+    let items: Vec<ItemJson<'_>> = owned
+        .iter()
+        .zip(&errors)
+        .map(|(outcome, error)| match (error, outcome) {
+            (Some(error), _) => {
+                summary.rejected += 1;
+                ItemJson::error(error)
+            }
+            (None, Outcome::Created(t)) => {
+                summary.created += 1;
+                ItemJson::transaction(201, t)
+            }
+            (None, Outcome::Existing(t)) => {
+                summary.existing += 1;
+                ItemJson::transaction(200, t)
+            }
+            (None, Outcome::InProgress(id)) => {
+                summary.rejected += 1;
+                ItemJson::error(&ApiError::InProgress(id.as_uuid()))
+            }
+        })
+        .collect();
+    let body = BatchJson {
+        created: summary.created,
+        existing: summary.existing,
+        rejected: summary.rejected,
+        results: items,
+    };
+    json_response(StatusCode::OK, &body, 64 + owned.len() * BYTES_PER_ITEM)
+}
+
+#[derive(Default)]
+struct Summary {
+    created: usize,
+    existing: usize,
+    rejected: usize,
+}
+
+#[derive(Serialize)]
+struct BatchJson<'a> {
+    created: usize,
+    existing: usize,
+    rejected: usize,
+    results: Vec<ItemJson<'a>>,
+}
+
+/// One batch item's answer: `{"status": 201|200, "transaction": {...}}` or
+/// `{"status": 4xx, "error": code, "message": ...}`.
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<TransactionJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl<'a> ItemJson<'a> {
+    fn transaction(status: u16, t: &'a txwatch_domain::Transaction) -> ItemJson<'a> {
+        ItemJson {
+            status,
+            transaction: Some(TransactionJson(t)),
+            error: None,
+            message: None,
+        }
+    }
+
+    fn error(error: &ApiError) -> ItemJson<'a> {
+        use actix_web::ResponseError;
+        ItemJson {
+            status: error.status_code().as_u16(),
+            transaction: None,
+            error: Some(error.code()),
+            message: Some(error.to_string()),
+        }
+    }
+}
+
+/// Reads and checks one transaction object.
+pub(crate) fn parse_transaction(
+    value: &Value,
+    now: OffsetDateTime,
+) -> Result<NewTransaction, ApiError> {
+    let Value::Object(object) = value else {
+        return Err(ApiError::InvalidBody(format!(
+            "a transaction must be a JSON object with {FIELDS}"
+        )));
+    };
+    if let Some(unknown) = object
+        .keys()
+        .find(|key| !FIELDS.split(", ").any(|f| f == *key))
+    {
+        return Err(ApiError::InvalidBody(format!(
+            "unknown field `{unknown}`; a transaction has {FIELDS}"
+        )));
+    }
+    let id = optional_text(object, "id")?
+        .map(|text| {
+            text.parse::<TransactionId>()
+                .map_err(|e| ApiError::invalid_field("id", format!("`{text}` is not a UUID: {e}")))
+        })
+        .transpose()?;
+    let user_id = optional_text(object, "user_id")?.ok_or(ApiError::MissingField("user_id"))?;
+    let user_id = user_id.parse::<UserId>().map_err(|e| {
+        ApiError::invalid_field("user_id", format!("`{user_id}` is not a UUID: {e}"))
+    })?;
+    let amount = parse_amount(object.get("amount"))?;
+    let currency = match optional_text(object, "currency")? {
+        None => Currency::INR,
+        Some(text) => text
+            .parse::<Currency>()
+            .map_err(|e| ApiError::invalid_field("currency", e.to_string()))?,
+    };
+    let status = match optional_text(object, "status")? {
+        None => Status::PAID,
+        Some(text) => text
+            .parse::<Status>()
+            .map_err(|e| ApiError::invalid_field("status", e.to_string()))?,
+    };
+    let txn_date = match optional_text(object, "txn_date")? {
+        None => now,
+        Some(text) => {
+            let at = parse_instant(text).map_err(|e| ApiError::invalid_field("txn_date", e))?;
+            let latest = now + time::Duration::days(1);
+            if at < datetime!(1970-01-01 0:00 UTC) || at > latest {
+                return Err(ApiError::invalid_field(
+                    "txn_date",
+                    format!("`{text}` is outside 1970-01-01 to a day from now"),
+                ));
+            }
+            at
+        }
+    };
+    Ok(NewTransaction {
+        id,
+        user_id,
+        amount,
+        currency,
+        txn_date,
+        status,
+    })
+}
+
+fn optional_text<'a>(
+    object: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, ApiError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(ApiError::invalid_field(
+            name,
+            format!("`{other}` is not a string"),
+        )),
+    }
+}
+
+fn parse_amount(value: Option<&Value>) -> Result<Amount, ApiError> {
+    let text = match value {
+        None | Some(Value::Null) => return Err(ApiError::MissingField("amount")),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Number(number)) => number.to_string(),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "amount",
+                format!("`{other}` is not an amount: send a string such as \"271.62\" or a number"),
+            ));
+        }
+    };
+    let amount = text
+        .trim()
+        .parse::<Amount>()
+        .map_err(|e| ApiError::invalid_field("amount", e.to_string()))?;
+    if amount < Amount::ZERO {
+        return Err(ApiError::invalid_field(
+            "amount",
+            format!("`{text}` is negative; amounts are zero or more"),
+        ));
+    }
+    Ok(amount)
+}

@@ -1,0 +1,322 @@
+//! Server-Sent Event streams.
+//!
+//! Each transaction is a default (unnamed) event whose `data:` is one
+//! Transaction JSON and whose `id:` is its entry id in the Redis event
+//! stream. A comment goes out at once and every 15 s; problems go out as
+//! `event: error` with `{"error": code, "message": ...}`.
+//!
+//! Resuming: a client that sends `Last-Event-ID` (browsers do when they
+//! reconnect) first gets every matching event after that id still kept in
+//! the stream, in order, then live ones; ids at or before the last one sent
+//! are skipped, so nothing arrives twice. A subscriber that falls behind the
+//! live channel catches up the same way. When the events after its position
+//! are no longer kept, it is told with `event: error` (`events_expired`).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+use actix_web::web::{Data, Path, Query};
+use actix_web::{HttpRequest, Responder};
+use actix_web_lab::sse::{self, Sse};
+use serde::Deserialize;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+use txwatch_cache::{Event, EventId, EventLog};
+use txwatch_domain::UserId;
+
+use crate::error::ApiError;
+use crate::hub::{Live, Notice, UserSubscription};
+use crate::simulation::WatchGuard;
+use crate::state::AppState;
+
+/// Comment period, as the old service.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a browser waits before reconnecting.
+const RETRY: Duration = Duration::from_secs(2);
+/// Events read from the Redis stream per catch-up read.
+const REPLAY_CHUNK: usize = 500;
+
+/// `GET /sse/transactions/{user_id}`: the user's live simulation (started
+/// if nobody watches it yet) and every other transaction of the user.
+pub(crate) async fn user_stream(
+    state: Data<AppState>,
+    user_id: Path<String>,
+    request: HttpRequest,
+) -> Result<impl Responder, ApiError> {
+    let user_id: UserId = user_id
+        .parse()
+        .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
+    let resume = last_event_id(&request)?;
+    let watch = state.simulations.watch(user_id);
+    let source = Source::User(state.hub.subscribe_user(user_id));
+    let filter = Filter {
+        user_id: Some(user_id),
+        anomalies_only: false,
+    };
+    Ok(respond(Feed::new(
+        source,
+        filter,
+        resume,
+        state.events.clone(),
+        Some(watch),
+    )))
+}
+
+/// Query of the all-users stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AllStreamQuery {
+    user_id: Option<String>,
+    anomalies_only: Option<String>,
+}
+
+/// `GET /sse/transactions?user_id=&anomalies_only=`: every transaction
+/// stored by any process, optionally of one user or flagged ones only. It
+/// starts no simulation.
+pub(crate) async fn all_stream(
+    state: Data<AppState>,
+    Query(query): Query<AllStreamQuery>,
+    request: HttpRequest,
+) -> Result<impl Responder, ApiError> {
+    let user_id = query
+        .user_id
+        .as_deref()
+        .map(|text| {
+            text.parse::<UserId>()
+                .map_err(|e| ApiError::invalid("user_id", format!("`{text}` is not a UUID: {e}")))
+        })
+        .transpose()?;
+    let anomalies_only = match query.anomalies_only.as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "anomalies_only",
+                format!("`{other}` is not a boolean: use true or false"),
+            ));
+        }
+    };
+    let resume = last_event_id(&request)?;
+    let source = match user_id {
+        Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
+        None => Source::All(state.hub.subscribe_all()),
+    };
+    let filter = Filter {
+        user_id,
+        anomalies_only,
+    };
+    Ok(respond(Feed::new(
+        source,
+        filter,
+        resume,
+        state.events.clone(),
+        None,
+    )))
+}
+
+fn respond(feed: Feed) -> impl Responder {
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok::<_, Infallible>(event), feed))
+    });
+    Sse::from_stream(stream)
+        .with_keep_alive(KEEP_ALIVE)
+        .with_retry_duration(RETRY)
+        .customize()
+        // Tells nginx-style proxies not to buffer the stream.
+        .insert_header(("X-Accel-Buffering", HeaderValue::from_static("no")))
+}
+
+fn last_event_id(request: &HttpRequest) -> Result<Option<EventId>, ApiError> {
+    let Some(value) = request.headers().get("Last-Event-ID") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidEventId("it is not text".to_owned()))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::InvalidEventId(format!("`{text}` is not an event id of ours")))
+}
+
+/// Which events a stream sends.
+#[derive(Debug, Clone, Copy)]
+struct Filter {
+    user_id: Option<UserId>,
+    anomalies_only: bool,
+}
+
+impl Filter {
+    fn admits(&self, event: &Event) -> bool {
+        self.user_id.is_none_or(|user_id| user_id == event.user_id)
+            && (!self.anomalies_only || event.is_anomaly)
+    }
+}
+
+/// Where live events come from.
+enum Source {
+    User(UserSubscription),
+    All(Receiver<Live>),
+}
+
+impl Source {
+    async fn recv(&mut self) -> Result<Live, RecvError> {
+        match self {
+            Source::User(subscription) => subscription.receiver().recv().await,
+            Source::All(receiver) => receiver.recv().await,
+        }
+    }
+}
+
+/// One client's stream: the next event to send, from the catch-up backlog
+/// or live.
+struct Feed {
+    source: Source,
+    filter: Filter,
+    log: EventLog,
+    /// The last stream position this feed has dealt with (sent or filtered
+    /// out); live events at or before it are skipped.
+    position: Option<EventId>,
+    /// Catching up from the stream after this id, when `Some`.
+    replay_after: Option<EventId>,
+    backlog: VecDeque<Event>,
+    /// Whether the next catch-up read starts a catch-up, which first checks
+    /// that the stream still keeps the events after its position.
+    check_expiry: bool,
+    greeted: bool,
+    /// Keeps the user's simulation running while the client is connected.
+    _watch: Option<WatchGuard>,
+}
+
+impl Feed {
+    fn new(
+        source: Source,
+        filter: Filter,
+        resume: Option<EventId>,
+        log: EventLog,
+        watch: Option<WatchGuard>,
+    ) -> Feed {
+        Feed {
+            source,
+            filter,
+            log,
+            position: resume,
+            replay_after: resume,
+            backlog: VecDeque::new(),
+            check_expiry: resume.is_some(),
+            greeted: false,
+            _watch: watch,
+        }
+    }
+
+    async fn next(&mut self) -> Option<sse::Event> {
+        if !self.greeted {
+            self.greeted = true;
+            // Gets the response headers out and tells proxies and clients
+            // the stream is open.
+            return Some(sse::Event::Comment("connected".into()));
+        }
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                return Some(data(&event));
+            }
+            if let Some(after) = self.replay_after {
+                match self.replay_chunk(after).await {
+                    Ok(Some(notice)) => return Some(error_event(&notice)),
+                    Ok(None) => continue,
+                    Err(notice) => {
+                        // Keep the position and try again after a pause.
+                        tokio::time::sleep(RETRY).await;
+                        return Some(error_event(&notice));
+                    }
+                }
+            }
+            match self.source.recv().await {
+                Ok(Live::Event(event)) => {
+                    if self.position.is_some_and(|position| event.id <= position) {
+                        continue;
+                    }
+                    self.position = Some(event.id);
+                    if self.filter.admits(&event) {
+                        return Some(data(&event));
+                    }
+                }
+                Ok(Live::Notice(notice)) => return Some(error_event(&notice)),
+                Err(RecvError::Lagged(missed)) => match self.position {
+                    Some(position) => {
+                        self.replay_after = Some(position);
+                        self.check_expiry = true;
+                    }
+                    None => {
+                        return Some(error_event(&Notice {
+                            code: "lagged",
+                            message: format!(
+                                "{missed} events were missed before the first one arrived; \
+                                 reconnect to start again"
+                            ),
+                        }));
+                    }
+                },
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Reads the next chunk of missed events into the backlog. `Ok(Some)`
+    /// carries a notice to send first; `Err` one saying the catch-up failed.
+    async fn replay_chunk(&mut self, after: EventId) -> Result<Option<Notice>, Notice> {
+        let unavailable = |error: txwatch_cache::CacheError| Notice {
+            code: "service_unavailable",
+            message: format!("missed events cannot be read right now ({error}); retrying"),
+        };
+        let mut notice = None;
+        if self.check_expiry {
+            // The start of a catch-up: were events dropped from the stream?
+            if let Some(first) = self.log.first_id().await.map_err(unavailable)?
+                && after < first
+                && after != (EventId { ms: 0, seq: 0 })
+            {
+                notice = Some(Notice {
+                    code: "events_expired",
+                    message: format!(
+                        "events after {after} may be no longer kept (the stream keeps about \
+                         {} events); continuing from {first}",
+                        self.log.retention()
+                    ),
+                });
+            }
+        }
+        self.check_expiry = false;
+        let events = self
+            .log
+            .read_after(after, REPLAY_CHUNK, None)
+            .await
+            .map_err(unavailable)?;
+        match events.last() {
+            Some(last) => {
+                self.replay_after = Some(last.id);
+                self.position = Some(last.id);
+            }
+            None => self.replay_after = None,
+        }
+        self.backlog
+            .extend(events.into_iter().filter(|event| self.filter.admits(event)));
+        Ok(notice)
+    }
+}
+
+fn data(event: &Event) -> sse::Event {
+    let json = String::from_utf8_lossy(&event.data).into_owned();
+    sse::Data::new(json).id(event.id.to_string()).into()
+}
+
+fn error_event(notice: &Notice) -> sse::Event {
+    let body = serde_json::json!({"error": notice.code, "message": notice.message});
+    sse::Data::new(body.to_string()).event("error").into()
+}
