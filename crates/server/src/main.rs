@@ -1,6 +1,7 @@
 //! The `txwatch` command: `serve` (the default), `migrate` and `seed`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -145,8 +146,9 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
         txwatch_cache::connect(&settings.redis)?,
         Keys::new(settings.redis.key_prefix.as_str()),
         options.window_len,
+        Duration::from_secs(settings.redis.window_idle_ttl_secs),
     );
-    match warm_windows(&store, &report).await {
+    match warm_windows(&store, &repository, &report).await {
         Ok(users) => println!("warmed the Redis windows of {users} users"),
         // The history is stored; windows are rebuilt from it when needed.
         Err(error) => eprintln!(

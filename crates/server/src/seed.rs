@@ -92,6 +92,9 @@ pub enum SeedError {
     /// The database refused or lost the rows.
     #[error("storing seeded rows failed")]
     Storage(#[from] StorageError),
+    /// Redis refused or lost the warmed windows.
+    #[error("warming the redis windows failed")]
+    Cache(#[from] CacheError),
     /// A generator thread panicked.
     #[error("a generator thread failed")]
     Generator(#[source] tokio::task::JoinError),
@@ -280,14 +283,25 @@ fn score<D: Detector>(
     }
 }
 
-/// Writes each seeded user's final window to Redis, so live scoring continues
-/// from the history instead of starting cold. Returns how many were written.
+/// Writes each seeded user's window to Redis (its latest transactions as
+/// Postgres holds them, exactly what a rebuild would produce), so live
+/// scoring continues from the history instead of starting cold. Returns how
+/// many were written.
 ///
 /// # Errors
-/// [`CacheError`] when Redis is unreachable or refuses a write.
-pub async fn warm_windows(store: &WindowStore, report: &SeedReport) -> Result<usize, CacheError> {
-    for (user_id, amounts) in &report.windows {
-        store.replace(*user_id, amounts).await?;
+/// [`SeedError::Cache`] when Redis is unreachable or refuses a write,
+/// [`SeedError::Storage`] when the history cannot be read.
+pub async fn warm_windows(
+    store: &WindowStore,
+    repository: &TransactionRepository,
+    report: &SeedReport,
+) -> Result<usize, SeedError> {
+    let users: Vec<UserId> = report.windows.iter().map(|(user_id, _)| *user_id).collect();
+    for chunk in users.chunks(1000) {
+        let latest = repository.latest_entries(chunk, store.capacity()).await?;
+        for (user_id, entries) in &latest {
+            store.replace(*user_id, entries).await?;
+        }
     }
-    Ok(report.windows.len())
+    Ok(users.len())
 }

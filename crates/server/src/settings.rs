@@ -5,6 +5,7 @@ use serde::Deserialize;
 use txwatch_cache::CacheConfig;
 use txwatch_domain::{AnyDetector, DetectorParams, DetectorParamsError};
 use txwatch_http::HttpConfig;
+use txwatch_simulator::SimulatorConfig;
 use txwatch_storage::StorageConfig;
 
 const DEFAULTS: &str = include_str!("defaults.toml");
@@ -23,6 +24,8 @@ pub struct Settings {
     pub http: HttpConfig,
     /// The anomaly detector: its kind and optional parameters.
     pub detector: DetectorParams,
+    /// Live simulations behind `GET /sse/transactions/{user_id}`.
+    pub simulator: SimulatorSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -39,6 +42,54 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+}
+
+/// How the live simulator draws transactions (design section 7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSettings {
+    /// Milliseconds between two transactions of one watched user.
+    pub interval_ms: u64,
+    /// Chance that a transaction is large.
+    pub large_probability: f64,
+    /// Smallest ordinary amount.
+    pub normal_min: f64,
+    /// Largest ordinary amount.
+    pub normal_max: f64,
+    /// A large amount is uniform in [m, 2m], m = max(this x the typical
+    /// mean, `large_floor`).
+    pub large_mean_multiple: f64,
+    /// The least `m` of a large amount.
+    pub large_floor: f64,
+    /// Chance that a transaction is `paid` rather than `failed`.
+    pub paid_probability: f64,
+    /// Currency of simulated transactions.
+    pub currency: String,
+}
+
+impl SimulatorSettings {
+    /// The simulator's own config.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] for an unusable value.
+    pub fn to_config(&self) -> Result<SimulatorConfig, SettingsError> {
+        let currency = self.currency.parse().map_err(|_| SettingsError::Invalid {
+            key: "simulator.currency",
+            reason: "must be three uppercase letters such as INR",
+        })?;
+        let config = SimulatorConfig {
+            normal_min: self.normal_min,
+            normal_max: self.normal_max,
+            large_probability: self.large_probability,
+            large_mean_multiple: self.large_mean_multiple,
+            large_floor: self.large_floor,
+            paid_probability: self.paid_probability,
+            currency,
+            ..SimulatorConfig::default()
+        };
+        config.validate().map_err(SettingsError::Simulator)?;
+        Ok(config)
+    }
 }
 
 /// How many recent amounts a user's Redis window keeps for `detector`: its
@@ -81,6 +132,9 @@ pub enum SettingsError {
     /// Detector parameters are impossible or do not apply.
     #[error("invalid detector settings")]
     Detector(#[from] DetectorParamsError),
+    /// Simulator values are impossible.
+    #[error("invalid simulator settings")]
+    Simulator(#[source] txwatch_simulator::SimulatorConfigError),
     /// Some other value is out of range.
     #[error("invalid setting `{key}`: {reason}")]
     Invalid {
@@ -146,6 +200,25 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.detector.build()?;
+        self.simulator.to_config()?;
+        if self.simulator.interval_ms < 10 {
+            return Err(SettingsError::Invalid {
+                key: "simulator.interval_ms",
+                reason: "must be at least 10",
+            });
+        }
+        if self.redis.event_retention < 100 {
+            return Err(SettingsError::Invalid {
+                key: "redis.event_retention",
+                reason: "must be at least 100",
+            });
+        }
+        if self.redis.window_idle_ttl_secs == 0 {
+            return Err(SettingsError::Invalid {
+                key: "redis.window_idle_ttl_secs",
+                reason: "must be at least 1",
+            });
+        }
         if self.database.max_connections == 0 {
             return Err(SettingsError::Invalid {
                 key: "database.max_connections",

@@ -5,16 +5,20 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
+use tokio::task::JoinHandle;
 use tracing::info;
-use txwatch_http::AppState;
+use txwatch_cache::{CacheError, EventLog, Keys, Leases, WindowStore};
+use txwatch_http::{AppState, Pipeline, SimulationSettings};
 use txwatch_storage::{StorageError, TransactionRepository};
 
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError, window_len};
 
-/// A server bound to its port, ready to run.
+/// A server bound to its port, ready to run, with its background tasks (the
+/// event relay and the simulation driver) started.
 pub struct Application {
     port: u16,
     server: Server,
+    background: Vec<JoinHandle<()>>,
 }
 
 /// Why the server could not start.
@@ -23,6 +27,12 @@ pub enum StartupError {
     /// The database could not be created, reached or migrated.
     #[error("cannot prepare the database")]
     Database(#[from] StorageError),
+    /// The Redis pool could not be built.
+    #[error("cannot set up redis")]
+    Cache(#[from] CacheError),
+    /// Settings that only fail when used.
+    #[error("invalid settings")]
+    Settings(#[from] SettingsError),
     /// The listening socket could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -52,8 +62,40 @@ impl Application {
     /// bound.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         prepare_database(&settings).await?;
-        let pool = txwatch_storage::connect(&settings.database)?;
-        let state = AppState::new(TransactionRepository::new(pool), &settings.http);
+        let transactions =
+            TransactionRepository::new(txwatch_storage::connect(&settings.database)?);
+        let redis = txwatch_cache::connect(&settings.redis)?;
+        let keys = Keys::new(settings.redis.key_prefix.as_str());
+        let detector = settings.detector.build().map_err(SettingsError::from)?;
+        let windows = WindowStore::new(
+            redis.clone(),
+            keys.clone(),
+            window_len(&detector),
+            Duration::from_secs(settings.redis.window_idle_ttl_secs),
+        );
+        let events = EventLog::new(redis.clone(), &keys, settings.redis.event_retention);
+        let pipeline = Pipeline::new(transactions.clone(), windows, events.clone(), detector);
+        let state = AppState::new(transactions, pipeline.clone(), &settings.http);
+
+        let interval = Duration::from_millis(settings.simulator.interval_ms);
+        // A holder that stops renewing loses its users after three missed
+        // ticks; another process with viewers takes them over.
+        let leases = Leases::new(redis, keys, (interval * 3).max(Duration::from_secs(1)));
+        let simulation = SimulationSettings {
+            interval,
+            simulator: settings.simulator.to_config()?,
+            holder: uuid::Uuid::new_v4().to_string(),
+        };
+        let background = vec![
+            tokio::spawn(txwatch_http::run_relay(state.hub.clone(), events)),
+            tokio::spawn(txwatch_http::run_simulations(
+                state.simulations.clone(),
+                pipeline,
+                leases,
+                state.hub.clone(),
+                simulation,
+            )),
+        ];
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -88,7 +130,11 @@ impl Application {
             })?
             .run();
         info!(%address, port, "listening");
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            background,
+        })
     }
 
     /// The port actually bound.
@@ -101,6 +147,10 @@ impl Application {
     /// # Errors
     /// An I/O error from the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let outcome = self.server.await;
+        for task in &self.background {
+            task.abort();
+        }
+        outcome
     }
 }

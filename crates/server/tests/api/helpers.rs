@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use txwatch_cache::testing::TestRedis;
 use txwatch_domain::Transaction;
 use txwatch_server::{Application, Settings};
 use txwatch_storage::TransactionRepository;
@@ -17,11 +18,13 @@ pub(crate) async fn within<T>(future: impl Future<Output = T>) -> T {
         .expect("timed out")
 }
 
-/// A running server on a free port with its own database.
+/// A running server on a free port with its own database and its own Redis
+/// key prefix.
 pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
     pub(crate) repository: TransactionRepository,
+    pub(crate) redis: TestRedis,
     pub(crate) db: TestDatabase,
 }
 
@@ -36,16 +39,18 @@ pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Like [`spawn_app`], adjusting the settings first (the database settings
-/// already point at the test's own database).
+/// Like [`spawn_app`], adjusting the settings first (the database and Redis
+/// settings already point at the test's own database and key prefix).
 pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_logging();
     let db = TestDatabase::create().await;
+    let redis = TestRedis::create().await;
     let mut settings = Settings::load_from(Default::default()).expect("default settings");
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.database = db.config().clone();
+    settings.redis = redis.config().clone();
     adjust(&mut settings);
     let application = within(Application::build(settings))
         .await
@@ -61,6 +66,7 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestAp
         address,
         client,
         repository,
+        redis,
         db,
     }
 }
@@ -143,4 +149,44 @@ pub(crate) fn ids(reply: &Reply) -> Vec<String> {
         .iter()
         .map(|t| t["id"].as_str().expect("an id").to_owned())
         .collect()
+}
+
+impl TestApp {
+    /// `POST` a JSON body.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.post_with(path, body, |request| request).await
+    }
+
+    /// `POST` a JSON body, letting `adjust` add headers.
+    pub(crate) async fn post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        adjust: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let response = within(adjust(request).send()).await.expect("request sent");
+        let status = response.status();
+        let text = within(response.text()).await.expect("body read");
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Reply { status, body }
+    }
+
+    /// How many transactions the database holds for `user`.
+    pub(crate) async fn count_of(&self, user: &str) -> i64 {
+        let client = within(self.db.pool().get()).await.expect("connection");
+        let user: uuid::Uuid = user.parse().expect("a uuid");
+        within(client.query_one(
+            "select count(*) from transactions where user_id = $1",
+            &[&user],
+        ))
+        .await
+        .expect("count")
+        .get(0)
+    }
 }

@@ -1,10 +1,14 @@
 //! The whole server, started exactly as in production against a real
-//! PostgreSQL database of each test's own.
+//! PostgreSQL database and Redis key prefix of each test's own.
 
 mod errors;
 mod helpers;
 mod history;
+mod ingest;
+mod live;
 mod outage;
+mod processes;
 mod proxy;
 mod routes;
 mod seeding;
+mod sse_client;

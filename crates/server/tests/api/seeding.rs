@@ -169,17 +169,27 @@ async fn warmed_windows_equal_each_users_latest_amounts_in_postgres() {
     let report = try_run(&repository, &small(Some(3), false))
         .await
         .expect("seeding succeeds");
-    let store = WindowStore::new(redis.pool().clone(), redis.keys().clone(), 20);
+    let store = WindowStore::new(
+        redis.pool().clone(),
+        redis.keys().clone(),
+        20,
+        std::time::Duration::from_secs(3600),
+    );
     assert_eq!(
-        within(warm_windows(&store, &report)).await.expect("warmed"),
+        within(warm_windows(&store, &repository, &report))
+            .await
+            .expect("warmed"),
         3
     );
-    for (user, _) in &report.windows {
+    for (user, replayed) in &report.windows {
         let cached = within(store.read(*user)).await.expect("window");
+        let cached: Vec<_> = cached.iter().map(|entry| entry.amount).collect();
         let stored = within(repository.latest_amounts(*user, 20))
             .await
             .expect("amounts");
         assert_eq!(cached.len(), 20);
         assert_eq!(cached, stored, "user {user}");
+        // The seeder's own replay ends with the same window.
+        assert_eq!(&cached, replayed, "user {user}");
     }
 }

@@ -1,0 +1,272 @@
+//! Live streams: simulations shared by viewers, events with ids, resuming,
+//! and the all-users stream.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::sse_client::{SseEvent, SseStream, open};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn new_user() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn user_stream(app: &TestApp, user: &str, last_event_id: Option<&str>) -> SseStream {
+    let stream = open(
+        &format!("{}/sse/transactions/{user}", app.address),
+        last_event_id,
+    )
+    .await;
+    assert_eq!(stream.status, StatusCode::OK);
+    stream
+}
+
+async fn all_stream(app: &TestApp, query: &str, last_event_id: Option<&str>) -> SseStream {
+    let stream = open(
+        &format!("{}/sse/transactions{query}", app.address),
+        last_event_id,
+    )
+    .await;
+    assert_eq!(stream.status, StatusCode::OK);
+    stream
+}
+
+async fn post(app: &TestApp, user: &str, amount: &str) -> serde_json::Value {
+    let reply = app
+        .post("/transactions", &json!({"user_id": user, "amount": amount}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+#[tokio::test]
+async fn a_stream_opens_with_a_comment_and_the_headers_proxies_need() {
+    let app = spawn_app().await;
+    let mut stream = all_stream(&app, "", None).await;
+    assert_eq!(
+        stream.headers["content-type"].to_str().expect("text"),
+        "text/event-stream"
+    );
+    assert_eq!(stream.headers["x-accel-buffering"], "no");
+    assert_eq!(stream.headers["cache-control"], "no-cache");
+    let first = stream.next(WAIT).await.expect("something at once");
+    assert!(first.comment.is_some(), "{first:?}");
+}
+
+#[tokio::test]
+async fn two_viewers_share_one_simulation_and_see_the_same_events() {
+    let interval = Duration::from_millis(1000);
+    let app = spawn_app_with(|s| s.simulator.interval_ms = 1000).await;
+    let user = new_user();
+    let mut a = user_stream(&app, &user, None).await;
+    let mut b = user_stream(&app, &user, None).await;
+    let span = Duration::from_secs(10);
+    let (got_a, got_b) = tokio::join!(a.collect_for(span), b.collect_for(span));
+    let transactions = |events: Vec<SseEvent>| -> Vec<SseEvent> {
+        events
+            .into_iter()
+            .filter(SseEvent::is_transaction)
+            .collect()
+    };
+    let (got_a, got_b) = (transactions(got_a), transactions(got_b));
+    // Give the last tick's store time to be visible before counting.
+    let stored = app.count_of(&user).await;
+    let ticks = (span.as_millis() / interval.as_millis()) as i64;
+    assert!(
+        (ticks - 1..=ticks + 1).contains(&stored),
+        "one transaction per interval: {stored} stored in {span:?}"
+    );
+    // Both saw the same events, with ids, and only this user's.
+    let ids = |events: &[SseEvent]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e.id.clone().expect("an id"))
+            .collect()
+    };
+    let (ids_a, ids_b) = (ids(&got_a), ids(&got_b));
+    assert!(
+        ids_b.len() as i64 >= ticks - 2,
+        "{} events seen",
+        ids_b.len()
+    );
+    // b connected a moment after a started the simulation, so it may have
+    // missed a's first event; from b's first on, both saw the same.
+    let start = ids_a
+        .iter()
+        .position(|id| *id == ids_b[0])
+        .expect("b's first event reached a too");
+    assert!(start <= 1, "b joined {start} events late");
+    let common = (ids_a.len() - start).min(ids_b.len());
+    assert!(common as i64 >= ticks - 2);
+    assert_eq!(ids_a[start..start + common], ids_b[..common]);
+    for event in got_a.iter().chain(&got_b) {
+        assert_eq!(event.json()["user_id"], user.as_str());
+    }
+    // Every event is a stored transaction.
+    let page = app
+        .transactions(&[("user_id", &user), ("limit", "1000")])
+        .await;
+    let stored_ids: HashSet<&str> = page.body["transactions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    for event in &got_a {
+        assert!(stored_ids.contains(event.json()["id"].as_str().expect("id")));
+    }
+}
+
+#[tokio::test]
+async fn the_simulation_stops_after_the_last_viewer_leaves() {
+    let app = spawn_app_with(|s| s.simulator.interval_ms = 200).await;
+    let user = new_user();
+    let mut stream = user_stream(&app, &user, None).await;
+    stream
+        .next_transaction(WAIT)
+        .await
+        .expect("a simulated event");
+    drop(stream);
+    // Let the server notice the closed connection and the driver its tick.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let settled = app.count_of(&user).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(app.count_of(&user).await, settled, "still generating");
+}
+
+#[tokio::test]
+async fn posted_transactions_reach_the_users_stream_and_the_filtered_all_stream() {
+    let app = spawn_app_with(|s| s.simulator.interval_ms = 3_600_000).await;
+    let (alice, bob) = (new_user(), new_user());
+    let mut everything = all_stream(&app, "", None).await;
+    let mut alice_only = all_stream(&app, &format!("?user_id={alice}"), None).await;
+    let mut anomalies = all_stream(&app, "?anomalies_only=true", None).await;
+    // Viewing alice starts her simulation; with an hour's interval it makes
+    // one transaction now and no more during the test.
+    let mut alice_stream = user_stream(&app, &alice, None).await;
+    let simulated = alice_stream
+        .next_transaction(WAIT)
+        .await
+        .expect("first simulated");
+
+    let mut posted = Vec::new();
+    for _ in 0..10 {
+        posted.push(post(&app, &bob, "100").await);
+    }
+    let spike = post(&app, &bob, "100000").await;
+    assert_eq!(spike["meta_data"]["is_anomaly"], true);
+    let alices = post(&app, &alice, "5").await;
+
+    let from_alice_stream = alice_stream
+        .next_transaction(WAIT)
+        .await
+        .expect("posted event");
+    assert_eq!(from_alice_stream.json(), alices);
+
+    let mut seen = Vec::new();
+    while seen.len() < 13 {
+        let event = everything.next_transaction(WAIT).await.expect("all events");
+        seen.push(event.json());
+    }
+    assert!(seen.contains(&simulated.json()));
+    assert!(seen.contains(&spike));
+    assert!(seen.contains(&alices));
+
+    let first = alice_only.next_transaction(WAIT).await.expect("alice's");
+    assert_eq!(first.json(), simulated.json());
+    let second = alice_only.next_transaction(WAIT).await.expect("alice's");
+    assert_eq!(second.json(), alices);
+
+    let flagged = anomalies.next_transaction(WAIT).await.expect("the spike");
+    assert_eq!(flagged.json(), spike);
+    assert!(
+        anomalies
+            .next_transaction(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "only anomalies"
+    );
+}
+
+#[tokio::test]
+async fn reconnecting_with_last_event_id_delivers_every_missed_event_once_in_order() {
+    let app = spawn_app().await;
+    let user = new_user();
+    let mut stream = all_stream(&app, &format!("?user_id={user}"), None).await;
+    post(&app, &user, "1").await;
+    let seen = stream.next_transaction(WAIT).await.expect("first event");
+    let last_id = seen.id.clone().expect("an id");
+    drop(stream);
+
+    let mut missed = Vec::new();
+    for i in 0..50 {
+        missed.push(post(&app, &user, &format!("{}", i + 2)).await);
+    }
+    // Someone else's events in between are not ours to receive.
+    post(&app, &new_user(), "3").await;
+
+    let mut resumed = all_stream(&app, &format!("?user_id={user}"), Some(&last_id)).await;
+    let mut got = Vec::new();
+    let mut ids = Vec::new();
+    while got.len() < 50 {
+        let event = resumed
+            .next_transaction(WAIT)
+            .await
+            .expect("a missed event");
+        ids.push(event.id.clone().expect("an id"));
+        got.push(event.json());
+    }
+    assert_eq!(got, missed);
+    // Then live ones, and nothing twice.
+    let live = post(&app, &user, "99").await;
+    let next = resumed.next_transaction(WAIT).await.expect("live event");
+    assert_eq!(next.json(), live);
+    assert!(
+        resumed
+            .next_transaction(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+
+    // The per-user route resumes the same way.
+    let mut by_route = user_stream(&app, &user, Some(&ids[47])).await;
+    let a = by_route.next_transaction(WAIT).await.expect("missed 49th");
+    let b = by_route.next_transaction(WAIT).await.expect("missed 50th");
+    assert_eq!(
+        (a.json(), b.json()),
+        (missed[48].clone(), missed[49].clone())
+    );
+}
+
+#[tokio::test]
+async fn bad_stream_parameters_get_422() {
+    let app = spawn_app().await;
+    for (path, code) in [
+        ("/sse/transactions/not-a-uuid", "invalid_parameter"),
+        ("/sse/transactions?user_id=nope", "invalid_parameter"),
+        (
+            "/sse/transactions?anomalies_only=maybe",
+            "invalid_parameter",
+        ),
+        ("/sse/transactions?colour=red", "malformed_query"),
+    ] {
+        let reply = app.get(path).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(reply.body["error"], code, "{path}");
+    }
+    let reply = app
+        .client
+        .get(format!("{}/sse/transactions", app.address))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
