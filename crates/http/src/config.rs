@@ -19,6 +19,15 @@ pub struct HttpConfig {
     /// answer 401 and store nothing.
     #[serde(default)]
     pub api_key: String,
+    /// Live events buffered per SSE subscriber. One that falls further
+    /// behind catches up from the Redis event stream by id, so this trades
+    /// memory for fewer catch-up reads; it never loses events.
+    #[serde(default = "default_stream_buffer")]
+    pub stream_buffer: usize,
+}
+
+fn default_stream_buffer() -> usize {
+    4096
 }
 
 impl fmt::Debug for HttpConfig {

@@ -60,10 +60,10 @@ pub struct UserSubscription {
 }
 
 impl EventHub {
-    /// A hub whose channels hold up to `capacity` events per subscriber
-    /// before it counts as fallen behind.
+    /// A hub whose channels hold up to `capacity` events (at least one) per
+    /// subscriber before it counts as fallen behind.
     pub fn new(capacity: usize) -> EventHub {
-        let capacity = capacity.max(16);
+        let capacity = capacity.max(1);
         let (all, _) = broadcast::channel(capacity);
         EventHub {
             inner: Arc::new(HubInner {

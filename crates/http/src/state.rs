@@ -12,11 +12,6 @@ use crate::hub::EventHub;
 use crate::pipeline::Pipeline;
 use crate::simulation::Simulations;
 
-/// Live channel depth per subscriber: about a second of events at the
-/// benchmark's rate before a subscriber counts as fallen behind (and catches
-/// up from Redis).
-const HUB_CAPACITY: usize = 4096;
-
 /// What handlers need, as cheap clonable handles (pools are reference
 /// counted).
 #[derive(Clone)]
@@ -54,7 +49,7 @@ impl AppState {
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),
             events: pipeline.events().clone(),
             pipeline,
-            hub: EventHub::new(HUB_CAPACITY),
+            hub: EventHub::new(config.stream_buffer),
             simulations: Simulations::new(),
             api_key_digest,
         }

@@ -238,6 +238,12 @@ impl Settings {
                 reason: "must not contain `{` or `}`",
             });
         }
+        if self.http.stream_buffer == 0 {
+            return Err(SettingsError::Invalid {
+                key: "http.stream_buffer",
+                reason: "must be at least 1",
+            });
+        }
         if self.http.cursor_secret.len() < 8 {
             return Err(SettingsError::Invalid {
                 key: "http.cursor_secret",

@@ -270,3 +270,53 @@ async fn bad_stream_parameters_get_422() {
         .expect("sent");
     assert_eq!(reply.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_catches_up_without_skipping_or_repeating() {
+    // A live channel of 16 events: the relay hands over up to 1,000 at a
+    // time, so this subscriber falls behind again and again.
+    let app = spawn_app_with(|s| s.http.stream_buffer = 16).await;
+    let user = new_user();
+    // This client reads nothing while 8,000 events are published.
+    let mut stream = all_stream(&app, &format!("?user_id={user}"), None).await;
+    stream.next(WAIT).await.expect("greeting");
+    let mut posted: Vec<String> = Vec::new();
+    for batch in 0..8 {
+        let items: Vec<serde_json::Value> = (0..1000)
+            .map(|i| json!({"user_id": user, "amount": format!("{}.{:02}", batch + 1, i % 100)}))
+            .collect();
+        let reply = app
+            .post("/transactions/batch", &json!({"transactions": items}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        posted.extend(
+            reply.body["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .map(|r| r["transaction"]["id"].as_str().expect("id").to_owned()),
+        );
+    }
+    let mut received: Vec<String> = Vec::with_capacity(posted.len());
+    let mut event_ids: Vec<String> = Vec::with_capacity(posted.len());
+    while received.len() < posted.len() {
+        let event = stream
+            .next_transaction(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("only {} of {} arrived", received.len(), posted.len()));
+        received.push(event.json()["id"].as_str().expect("id").to_owned());
+        event_ids.push(event.id.expect("an event id"));
+    }
+    assert_eq!(received, posted, "every event once, in order");
+    assert!(
+        stream
+            .next_transaction(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    let ordered: Vec<txwatch_cache::EventId> = event_ids
+        .iter()
+        .map(|id| id.parse().expect("an event id"))
+        .collect();
+    assert!(ordered.windows(2).all(|pair| pair[0] < pair[1]));
+}

@@ -26,9 +26,18 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(db: &TestDatabase, redis: &TestRedis) -> ServerProcess {
+        ServerProcess::start_with(db, redis, &[]).await
+    }
+
+    async fn start_with(
+        db: &TestDatabase,
+        redis: &TestRedis,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_txwatch"))
             .arg("serve")
             .env_clear()
+            .envs(extra_env.iter().copied())
             .env("DATABASE_URL", &db.config().url)
             .env("REDIS_URL", &redis.config().url)
             .env("APP_REDIS__KEY_PREFIX", &redis.config().key_prefix)
@@ -178,4 +187,47 @@ async fn two_processes_store_concurrent_posts_once_and_keep_the_window_exact() {
     assert_eq!(window, latest[&UserId(user)]);
     let ids: HashSet<_> = window.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 20);
+}
+
+#[tokio::test]
+async fn viewers_of_one_user_on_two_processes_share_one_simulation() {
+    let db = TestDatabase::create().await;
+    let redis = TestRedis::create().await;
+    let fast = [("APP_SIMULATOR__INTERVAL_MS", "500")];
+    let a = ServerProcess::start_with(&db, &redis, &fast).await;
+    let b = ServerProcess::start_with(&db, &redis, &fast).await;
+    let user = uuid::Uuid::new_v4();
+    let mut on_a = open(&format!("{}/sse/transactions/{user}", a.address), None).await;
+    let mut on_b = open(&format!("{}/sse/transactions/{user}", b.address), None).await;
+    let span = Duration::from_secs(5);
+    let (seen_a, seen_b) = tokio::join!(on_a.collect_for(span), on_b.collect_for(span));
+    let ids = |events: Vec<crate::sse_client::SseEvent>| -> Vec<String> {
+        events
+            .into_iter()
+            .filter(|e| e.is_transaction())
+            .map(|e| e.id.expect("an id"))
+            .collect()
+    };
+    let (seen_a, seen_b) = (ids(seen_a), ids(seen_b));
+    let pg = within(db.pool().get()).await.expect("connection");
+    let stored: i64 = within(pg.query_one(
+        "select count(*) from transactions where user_id = $1",
+        &[&user],
+    ))
+    .await
+    .expect("count")
+    .get(0);
+    // One simulation at one transaction per 500 ms: about 10 in 5 s, where
+    // two simulations would make about 20.
+    assert!((8..=12).contains(&stored), "{stored} stored");
+    // Both viewers see every one of them, whichever process made it.
+    for seen in [&seen_a, &seen_b] {
+        assert!(
+            seen.len() as i64 >= stored - 2,
+            "{} of {stored} seen",
+            seen.len()
+        );
+    }
+    let shared: HashSet<&String> = seen_a.iter().collect();
+    assert!(seen_b.iter().filter(|id| shared.contains(id)).count() >= seen_b.len() - 1);
 }
