@@ -61,7 +61,15 @@ compose-check:
 check: fmt-check lint deps compose-check test
 
 # All benchmarks.
-bench: bench-seed bench-query bench-detectors bench-score
+bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-sse
+
+# Ingest: batch transactions/s and single-post latency, 10,000 users (needs wrk).
+bench-ingest: services
+    bench/ingest.sh
+
+# SSE: 10,000 connections while 2,000 transactions/s flow; latency, delivery, memory.
+bench-sse: services
+    bench/sse.sh
 
 # Query throughput: pgbench vs GET /transactions on 1.5M rows (needs wrk, pgbench).
 bench-query: services

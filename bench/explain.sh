@@ -7,7 +7,7 @@ source "$(dirname "$0")/common.sh"
 URL=$BENCH_SERVER/txwatch_bench_query
 user=$(psql "$URL" -tAc "select user_id from transactions limit 1")
 cursor=$(psql "$URL" -tAc "select txn_date || '|' || id from transactions where user_id = '$user' order by txn_date desc, id asc offset 5000 limit 1")
-select="select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, window_mean, threshold from transactions"
+select="select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, baseline, threshold from transactions"
 echo "rows: $(psql "$URL" -tAc 'select count(*) from transactions'), users: $(psql "$URL" -tAc 'select count(distinct user_id) from transactions')"
 psql "$URL" -qAt <<SQL
 set plan_cache_mode = force_generic_plan;

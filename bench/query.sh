@@ -40,7 +40,7 @@ mapfile -t users < <(psql "$URL" -tAc "
 # The server's query, with the parameters a first page of 100 binds
 # (limit 101: the extra row tells whether more follow).
 sql() {
-  echo "select * from (select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, window_mean, threshold from transactions where user_id = '$1' and txn_date between '$FROM' and '$TO' and amount between 0 and 10000000000 order by txn_date desc fetch first (101) rows with ties) page order by txn_date desc, id asc limit 101;"
+  echo "select * from (select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, baseline, threshold from transactions where user_id = '$1' and txn_date between '$FROM' and '$TO' and amount between 0 and 10000000000 order by txn_date desc fetch first (101) rows with ties) page order by txn_date desc, id asc limit 101;"
 }
 
 rm -rf "$OUT/pgbench" && mkdir -p "$OUT/pgbench"

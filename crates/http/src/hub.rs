@@ -48,8 +48,15 @@ pub struct EventHub {
 struct HubInner {
     users: Mutex<HashMap<UserId, broadcast::Sender<Live>>>,
     all: broadcast::Sender<Live>,
-    capacity: usize,
+    user_capacity: usize,
 }
+
+/// Most events a user's channel buffers. A user's events are few (one per
+/// simulation interval, plus what clients post), and a channel allocates its
+/// whole capacity up front, once per watched user: thousands of watched
+/// users at the all-users capacity would cost hundreds of megabytes. A
+/// subscriber that overflows it catches up from Redis.
+const USER_CHANNEL_CAPACITY: usize = 64;
 
 /// A receiver of one user's events; unregisters the user's channel when the
 /// last one is dropped.
@@ -60,8 +67,9 @@ pub struct UserSubscription {
 }
 
 impl EventHub {
-    /// A hub whose channels hold up to `capacity` events (at least one) per
-    /// subscriber before it counts as fallen behind.
+    /// A hub whose all-users channel holds up to `capacity` events (at
+    /// least one) per subscriber before it counts as fallen behind; a user's
+    /// channel holds up to 64 of them, or `capacity` if that is smaller.
     pub fn new(capacity: usize) -> EventHub {
         let capacity = capacity.max(1);
         let (all, _) = broadcast::channel(capacity);
@@ -69,7 +77,7 @@ impl EventHub {
             inner: Arc::new(HubInner {
                 users: Mutex::new(HashMap::new()),
                 all,
-                capacity,
+                user_capacity: capacity.min(USER_CHANNEL_CAPACITY),
             }),
         }
     }
@@ -79,7 +87,7 @@ impl EventHub {
         let mut users = self.users();
         let receiver = users
             .entry(user_id)
-            .or_insert_with(|| broadcast::channel(self.inner.capacity).0)
+            .or_insert_with(|| broadcast::channel(self.inner.user_capacity).0)
             .subscribe();
         UserSubscription {
             receiver: Some(receiver),

@@ -47,17 +47,16 @@ async fn command<T: redis::FromRedisValue>(redis: &TestRedis, cmd: &redis::Cmd) 
         .expect("command")
 }
 
-/// Members and scores of a sorted set, as Redis holds them.
-async fn raw_window(redis: &TestRedis, user: UserId) -> Vec<(String, String)> {
-    command(
-        redis,
-        redis::cmd("ZRANGE")
-            .arg(redis.keys().window(user))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES"),
-    )
-    .await
+/// The window's records, as Redis holds them.
+async fn raw_window(redis: &TestRedis, user: UserId) -> Vec<String> {
+    let packed: Option<String> =
+        command(redis, redis::cmd("GET").arg(redis.keys().window(user))).await;
+    let packed = packed.unwrap_or_default();
+    packed
+        .as_bytes()
+        .chunks(70)
+        .map(|record| String::from_utf8(record.to_vec()).expect("text"))
+        .collect()
 }
 
 async fn exists(redis: &TestRedis, key: &str) -> bool {
@@ -91,7 +90,7 @@ async fn a_replaced_window_reads_back_in_history_order_whatever_order_it_came_in
 }
 
 #[tokio::test]
-async fn each_transaction_is_stored_as_its_microseconds_and_its_cents_and_id() {
+async fn each_transaction_is_stored_as_its_microseconds_its_cents_and_its_id() {
     let redis = within(TestRedis::create()).await;
     let windows = store(&redis, 5);
     let user = new_user();
@@ -106,10 +105,7 @@ async fn each_transaction_is_stored_as_its_microseconds_and_its_cents_and_id() {
         .expect("replace");
     assert_eq!(
         raw_window(&redis, user).await,
-        [(
-            "00000000000000027162:01912c3a-7b4e-7c1d-8e2f-3a4b5c6d7e8f".to_owned(),
-            "1725969600123456".to_owned()
-        )]
+        ["1172596960012345610000000000000002716201912c3a7b4e7c1d8e2f3a4b5c6d7e8f"]
     );
 }
 
@@ -224,14 +220,12 @@ async fn an_entry_this_store_did_not_write_is_reported_as_corrupt() {
     let windows = store(&redis, 20);
     let user = new_user();
     let key = redis.keys().window(user);
+    // A good record, then one that is not: the right width, wrong content.
+    let good = "1172596960012345610000000000000000125001912c3a7b4e7c1d8e2f3a4b5c6d7e8f";
+    let bad = format!("{:x<70}", "twelve");
     command::<()>(
         &redis,
-        redis::cmd("ZADD")
-            .arg(&key)
-            .arg(1)
-            .arg("00000000000000001250:01912c3a-7b4e-7c1d-8e2f-3a4b5c6d7e8f")
-            .arg(2)
-            .arg("twelve"),
+        redis::cmd("SET").arg(&key).arg(format!("{good}{bad}")),
     )
     .await;
     match within(windows.read(user)).await {
@@ -248,15 +242,21 @@ async fn an_entry_this_store_did_not_write_is_reported_as_corrupt() {
         }
         other => panic!("expected CorruptEntry, got {other:?}"),
     }
+    // Not a whole number of records.
+    command::<()>(&redis, redis::cmd("SET").arg(&key).arg("12.50")).await;
+    assert!(matches!(
+        within(windows.read(user)).await,
+        Err(CacheError::CorruptEntry { .. })
+    ));
 }
 
 #[tokio::test]
-async fn a_window_key_holding_something_other_than_a_sorted_set_is_reported_as_corrupt() {
+async fn a_window_key_holding_something_other_than_a_string_is_reported_as_corrupt() {
     let redis = within(TestRedis::create()).await;
     let windows = store(&redis, 20);
     let user = new_user();
     let key = redis.keys().window(user);
-    command::<()>(&redis, redis::cmd("SET").arg(&key).arg("12.50")).await;
+    command::<()>(&redis, redis::cmd("RPUSH").arg(&key).arg("12.50")).await;
     match within(windows.read(user)).await {
         Err(CacheError::CorruptEntry { key: at, .. }) => assert_eq!(at, key),
         other => panic!("read: expected CorruptEntry, got {other:?}"),

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Ingest throughput and latency, end to end (validated, window step,
+# scored, stored, published), for 10,000 users:
+#   batch:  POST /transactions/batch, 1,000 transactions per request
+#   single: POST /transactions at 32 connections, p50/p99 latency
+# Fresh database and Redis prefix; a warm-up gives every user a window
+# first. Runs each RUNS times, alternating, and reports medians; checks
+# afterwards that every acknowledged transaction is stored and published.
+source "$(dirname "$0")/common.sh"
+need psql wrk redis-cli python3 curl
+build_release
+
+USERS=${USERS:-10000}
+BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-4}
+SINGLE_CONNECTIONS=${SINGLE_CONNECTIONS:-32}
+DURATION=${DURATION:-15}
+RUNS=${RUNS:-3}
+PORT=${BENCH_PORT:-18182}
+DB=txwatch_bench_ingest
+URL=$BENCH_SERVER/$DB
+PREFIX=txwatch-bench-ingest:
+REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+work=$OUT/ingest
+rm -rf "$work" && mkdir -p "$work"
+
+recreate_db $DB
+redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
+
+# Request bodies: 40 batches of 1,000 transactions over USERS users, and the
+# user list for single posts.
+python3 - "$work" "$USERS" <<'PY'
+import json, random, sys, uuid
+work, users = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(users)]
+def amount():
+    cents = rng.randint(1000, 50000) if rng.random() > 0.05 else rng.randint(500000, 5000000)
+    return f"{cents // 100}.{cents % 100:02d}"
+for b in range(40):
+    items = [{"user_id": rng.choice(ids), "amount": amount()} for _ in range(1000)]
+    with open(f"{work}/batch-{b + 1}.json", "w") as f:
+        json.dump({"transactions": items}, f, separators=(",", ":"))
+with open(f"{work}/users.lua", "w") as f:
+    f.write("users = {\n" + "".join(f'  "{u}",\n' for u in ids) + "}\n")
+PY
+
+cat >"$work/batch.lua" <<LUA
+local bodies = {}
+for i = 1, 40 do
+  local f = assert(io.open("$work/batch-" .. i .. ".json"))
+  bodies[i] = f:read("*a")
+  f:close()
+end
+local headers = { ["Content-Type"] = "application/json" }
+local n = 0
+local bad = 0
+request = function()
+  n = n % #bodies + 1
+  return wrk.format("POST", "/transactions/batch", headers, bodies[n])
+end
+response = function(status)
+  if status ~= 200 then bad = bad + 1 end
+end
+done = function(summary)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("non-200: %d\n", errors))
+end
+LUA
+
+cat >"$work/single.lua" <<LUA
+dofile("$work/users.lua")
+math.randomseed(11)
+local headers = { ["Content-Type"] = "application/json" }
+request = function()
+  local body = string.format('{"user_id":"%s","amount":"%d.%02d"}',
+    users[math.random(#users)], math.random(10, 500), math.random(0, 99))
+  return wrk.format("POST", "/transactions", headers, body)
+end
+done = function(summary)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("non-2xx: %d\n", errors))
+end
+LUA
+
+DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn \
+  APP_SERVER__HOST=127.0.0.1 "$BIN" serve >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+
+stored() { psql "$URL" -tAc "select count(*) from transactions"; }
+published() { redis-cli -u "$REDIS" xinfo stream "${PREFIX}events" 2>/dev/null | awk 'f{print; exit} /entries-added/{f=1}'; }
+
+echo "warm-up: every user's window built once"
+wrk -t2 -c"$BATCH_CONNECTIONS" -d5s -s "$work/batch.lua" "http://127.0.0.1:$PORT" >/dev/null
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for run in $(seq "$RUNS"); do
+  before=$(stored)
+  wrk -t2 -c"$BATCH_CONNECTIONS" -d"${DURATION}s" -s "$work/batch.lua" "http://127.0.0.1:$PORT" >"$work/batch-$run.txt"
+  after=$(stored)
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/batch-$run.txt")
+  p99=$(awk '/99%/ {print $2}' "$work/batch-$run.txt")
+  echo "run $run batch:  $(echo "$rps * 1000" | bc | cut -d. -f1) transactions/s acknowledged, $(( (after - before) / DURATION )) stored/s, $(grep non-200 "$work/batch-$run.txt")"
+  echo "$rps * 1000" | bc >>"$work/batch-tps"
+
+  wrk -t2 -c"$SINGLE_CONNECTIONS" -d"${DURATION}s" --latency -s "$work/single.lua" "http://127.0.0.1:$PORT" >"$work/single-$run.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/single-$run.txt")
+  p50=$(awk '/^ +50%/ {print $2}' "$work/single-$run.txt")
+  p99=$(awk '/^ +99%/ {print $2}' "$work/single-$run.txt")
+  echo "run $run single: $rps req/s, p50 $p50, p99 $p99, $(grep non-2xx "$work/single-$run.txt")"
+  echo "$rps" >>"$work/single-rps"
+  echo "$p50" | sed 's/ms//' >>"$work/single-p50"
+  echo "$p99" | sed 's/ms//' >>"$work/single-p99"
+done
+
+sleep 1
+total=$(stored)
+events=$(published)
+rss=$(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$server/status)
+echo
+echo "== ingest, $USERS users, medians of $RUNS runs =="
+echo "batch (1,000 per request, $BATCH_CONNECTIONS connections): $(median <"$work/batch-tps" | cut -d. -f1) transactions/s"
+echo "single ($SINGLE_CONNECTIONS connections): $(median <"$work/single-rps") req/s, p50 $(median <"$work/single-p50") ms, p99 $(median <"$work/single-p99") ms"
+echo "stored $total rows, published $events events (equal: every stored transaction was published)"
+echo "server peak RSS: $rss"
+[ "$total" = "$events" ] || { echo "error: stored and published differ" >&2; exit 1; }
