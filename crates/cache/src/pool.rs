@@ -12,10 +12,13 @@ use crate::error::CacheError;
 pub type RedisPool = Pool;
 
 /// How long any one command (or pipeline) may wait for its reply. Set here
-/// rather than left to the Redis client's default (also 500 ms), because
+/// rather than left to the Redis client's default (500 ms), because
 /// [`EventLog::read_after`](crate::EventLog::read_after) must wait longer than
-/// its `BLOCK` time and adds this on top.
-pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// its `BLOCK` time and adds this on top, and because a pipeline of a
+/// thousand window steps on a busy machine can take longer than 500 ms
+/// without anything being wrong. A Redis that is down is noticed at once
+/// anyway (refused or reset connections); this only bounds a hung one.
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Builds the pool. No connection is opened until one is needed, so this
 /// succeeds while Redis is still down, and the pool recovers by itself when it

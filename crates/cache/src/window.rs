@@ -18,17 +18,28 @@
 //! history order: a larger date, amount or id is a larger record, and a
 //! negative amount's leading `0` puts it below every other.
 //!
-//! Why a packed string rather than a sorted set: every transaction runs the
-//! step script, and handing a 20-member set to Lua and back cost about 17 µs
-//! of Redis time per step (measured: `INFO commandstats`, 24 µs per
-//! `EVALSHA` against 7 µs for the commands inside); one `GET` and one `SET`
-//! of a 1.4 KB string cost a few. Redis is single-threaded and shared by
-//! every server process, so its time per transaction bounds the ingest rate.
+//! The string is an append log: a step appends its record, and the window
+//! is the newest `capacity` distinct records of the string in that order,
+//! which the reader works out (records are sorted and deduplicated here, in
+//! Rust, not in Redis). Once a string holds twice `capacity` records, the
+//! step that sees it compacts it to the window (a second script, which only
+//! replaces the part it read, so appends made meanwhile are kept). The
+//! window a step reports is therefore exactly "the latest `capacity`
+//! transactions", whatever order they arrived in.
+//!
+//! Why not a sorted set, or a sorted string maintained in Lua: every
+//! transaction runs the step script, and Redis is single-threaded and shared
+//! by every server process, so its time per step bounds the ingest rate.
+//! Measured with `INFO commandstats` under `just bench-ingest`: a sorted set
+//! handed to Lua and back cost 24 µs of Redis time per step, and a sorted
+//! string kept in Lua (search, splice, set) about as much; `GET` plus
+//! `APPEND` in a three-line script costs a few.
 //!
 //! Every write also sets the key to expire after an idle TTL, so users who
 //! stop trading do not hold memory forever; a lost window is
 //! [`Step::Missing`] and is rebuilt from history.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -59,80 +70,63 @@ const DATE_OFFSET: i128 = 10_000_000_000_000_000;
 /// Offset of negative amounts' ten's complement.
 const TEN_POW_20: i128 = 100_000_000_000_000_000_000;
 
-/// The atomic step: see [`WindowStore::step_many`]. Replies `0` (missing),
-/// `2` (duplicate) or the previous window's records (pushed).
-///
-/// Lua compares strings with `strcoll`, which follows Redis's locale; records
-/// hold only digits and lowercase hex letters of one width, which every
-/// locale orders like bytes.
+/// The atomic step: see [`WindowStore::step_many`]. Replies `0` (missing)
+/// or the string as it was before this step's record was appended.
 const STEP_SCRIPT: &str = r"
--- KEYS[1]: the window. ARGV: capacity, idle ttl in ms, the record, the id
--- (32 hex), rebuild flag ('1' or '0'), the packed history to rebuild from.
--- This runs for every transaction: keep it lean.
-local width = 70
-local key = KEYS[1]
-local window = redis.call('GET', key)
+-- KEYS[1]: the window. ARGV: the record, idle ttl in ms, rebuild flag
+-- ('1' or '0'), the packed history to rebuild from. This runs for every
+-- transaction: keep it lean.
+local window = redis.call('GET', KEYS[1])
 if not window then
-  if ARGV[5] ~= '1' then
+  if ARGV[3] ~= '1' then
     return 0
   end
-  window = ARGV[6]
+  redis.call('SET', KEYS[1], ARGV[4] .. ARGV[1], 'PX', ARGV[2])
+  return ARGV[4]
 end
-local capacity = tonumber(ARGV[1])
-local count = #window / width
-if count > capacity then
-  -- Written with a larger capacity: keep what this one keeps.
-  window = string.sub(window, (count - capacity) * width + 1)
-  count = capacity
-end
--- The id, where an id sits in a record (offset 38).
-local id = ARGV[4]
-local at = string.find(window, id, 1, true)
-while at do
-  if (at - 39) % width == 0 then
-    if count > 0 and redis.call('EXISTS', key) == 0 then
-      redis.call('SET', key, window, 'PX', ARGV[2])
-    end
-    return 2
-  end
-  at = string.find(window, id, at + 1, true)
-end
--- Where the record goes: after every record not above it.
-local record = ARGV[3]
-local low, high = 0, count
-while low < high do
-  local middle = math.floor((low + high) / 2)
-  if string.sub(window, middle * width + 1, middle * width + width) <= record then
-    low = middle + 1
-  else
-    high = middle
-  end
-end
-local updated = string.sub(window, 1, low * width) .. record .. string.sub(window, low * width + 1)
-if count + 1 > capacity then
-  updated = string.sub(updated, (count + 1 - capacity) * width + 1)
-end
-redis.call('SET', key, updated, 'PX', ARGV[2])
+redis.call('APPEND', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return window
 ";
 
 /// [`STEP_SCRIPT`] with its hash, made once.
 static STEP: LazyLock<Script> = LazyLock::new(|| Script::new(STEP_SCRIPT));
 
-/// Takes a push back: deletes the window if it holds the id (see
-/// [`WindowStore::withdraw`]). Replies 1 when it did.
+/// Compaction: replaces the start of the string, if it is still exactly
+/// what was read (ARGV[1]), with the window it holds (ARGV[2]), keeping
+/// whatever was appended after. Replies 1 when it did.
+const COMPACT_SCRIPT: &str = r"
+local window = redis.call('GET', KEYS[1])
+if not window then
+  return 0
+end
+local read = ARGV[1]
+if string.sub(window, 1, #read) ~= read then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2] .. string.sub(window, #read + 1), 'KEEPTTL')
+return 1
+";
+
+/// [`COMPACT_SCRIPT`] with its hash, made once.
+static COMPACT: LazyLock<Script> = LazyLock::new(|| Script::new(COMPACT_SCRIPT));
+
+/// Takes one copy of a record (ARGV[1]) out of the string; see
+/// [`WindowStore::withdraw`]. Replies 1 when it did.
 const WITHDRAW_SCRIPT: &str = r"
 local window = redis.call('GET', KEYS[1])
 if not window then
   return 0
 end
-local at = string.find(window, ARGV[1], 1, true)
+local record = ARGV[1]
+local at = string.find(window, record, 1, true)
 while at do
-  if (at - 39) % 70 == 0 then
-    redis.call('DEL', KEYS[1])
+  -- Only a whole record, not one straddling two.
+  if (at - 1) % 70 == 0 then
+    redis.call('SET', KEYS[1], string.sub(window, 1, at - 1) .. string.sub(window, at + 70), 'KEEPTTL')
     return 1
   end
-  at = string.find(window, ARGV[1], at + 1, true)
+  at = string.find(window, record, at + 1, true)
 end
 return 0
 ";
@@ -254,10 +248,9 @@ impl WindowStore {
         let Some(window) = reply else {
             return Ok(Vec::new());
         };
-        let records = self.newest_records(&key, &window)?;
-        records
-            .chunks_exact(RECORD)
-            .map(|record| decode_record(&key, record))
+        self.window_of(&key, &window)?
+            .iter()
+            .map(|record| decode_record(&key, &record[..]))
             .collect()
     }
 
@@ -285,10 +278,11 @@ impl WindowStore {
 
     /// Takes back pushes whose transactions were not stored because their
     /// ids were stored already (a repeated id that had left the window, so
-    /// the step could not recognise it). A push that was trimmed at once
-    /// changed nothing; a window still holding the id is deleted, since the
-    /// push may have trimmed an older entry that only a rebuild from the
-    /// database restores.
+    /// the step could not recognise it): one copy of each pushed record
+    /// leaves its user's string, which is then as if the push never
+    /// happened (a compaction since may have let it push an older record
+    /// out of the window; the window then holds one fewer until the user's
+    /// next transactions, never a wrong one).
     ///
     /// # Errors
     /// [`CacheError::Unavailable`] when Redis cannot be reached in time,
@@ -302,7 +296,7 @@ impl WindowStore {
             let (user_id, entry) = &pushes[index];
             cmd.arg(1)
                 .arg(self.keys.window(*user_id))
-                .arg(hex_id(entry.id));
+                .arg(&record(entry)[..]);
         })
         .await?;
         for (reply, (user_id, _)) in replies.iter().zip(pushes) {
@@ -359,75 +353,164 @@ impl WindowStore {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
+        // A round holds at most `capacity` steps of one user, so no window
+        // string grows past three times its capacity before the compactions
+        // that end the round. Usually (many users) there is one round.
+        let mut seen: HashMap<UserId, usize> = HashMap::new();
+        let rounds: Vec<usize> = requests
+            .iter()
+            .map(|request| {
+                let count = seen.entry(request.user_id).or_insert(0);
+                *count += 1;
+                (*count - 1) / self.capacity
+            })
+            .collect();
+        let last_round = rounds.iter().copied().max().unwrap_or(0);
         let mut connection = self.pool.get().await?;
-        let replies = eval_many(&mut connection, &STEP, requests.len(), |index, cmd| {
+        if last_round == 0 {
+            return self.step_round(&mut connection, requests).await;
+        }
+        let mut steps: Vec<Option<Step>> = vec![None; requests.len()];
+        for round in 0..=last_round {
+            let indices: Vec<usize> = (0..requests.len())
+                .filter(|&i| rounds[i] == round)
+                .collect();
+            let batch: Vec<StepRequest<'_>> = indices.iter().map(|&i| requests[i]).collect();
+            let done = self.step_round(&mut connection, &batch).await?;
+            for (i, step) in indices.into_iter().zip(done) {
+                steps[i] = Some(step);
+            }
+        }
+        Ok(steps
+            .into_iter()
+            .map(|step| step.expect("every request belongs to a round"))
+            .collect())
+    }
+
+    /// One pipeline of steps, then the compactions they call for.
+    async fn step_round(
+        &self,
+        connection: &mut deadpool_redis::Connection,
+        requests: &[StepRequest<'_>],
+    ) -> Result<Vec<Step>, CacheError> {
+        let packed: Vec<[u8; RECORD]> = requests.iter().map(|r| record(&r.entry)).collect();
+        let replies = eval_many(connection, &STEP, requests.len(), |index, cmd| {
             let request = &requests[index];
-            let entry = &request.entry;
             cmd.arg(1)
                 .arg(self.keys.window(request.user_id))
-                .arg(self.capacity)
+                .arg(&packed[index][..])
                 .arg(self.idle_ttl_ms)
-                .arg(record(entry).as_slice())
-                .arg(hex_id(entry.id))
                 .arg(if request.rebuild.is_some() { "1" } else { "0" })
                 .arg(self.pack(request.rebuild.unwrap_or_default()));
         })
         .await?;
-        replies
-            .iter()
-            .zip(requests)
-            .map(|(reply, request)| self.decode_step(request.user_id, reply))
-            .collect()
+
+        let mut steps = Vec::with_capacity(requests.len());
+        let mut compactions: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut conflicts: Vec<UserId> = Vec::new();
+        for ((reply, request), mine) in replies.iter().zip(requests).zip(&packed) {
+            let key = self.keys.window(request.user_id);
+            let window = match reply {
+                Value::Int(0) => {
+                    steps.push(Step::Missing);
+                    continue;
+                }
+                Value::BulkString(window) => window,
+                Value::ServerError(error) => {
+                    return Err(CacheError::at_key(error.clone().into(), &key, KIND));
+                }
+                _ => {
+                    return Err(CacheError::unexpected_reply(
+                        "the step script's reply",
+                        reply,
+                    ));
+                }
+            };
+            let records = self.window_of(&key, window)?;
+            let id = &mine[ID_AT..];
+            match records.iter().find(|record| &record[ID_AT..] == id) {
+                Some(same) => {
+                    if same != mine {
+                        // The id came again with another date or amount,
+                        // now appended too: let the window be rebuilt.
+                        conflicts.push(request.user_id);
+                    }
+                    steps.push(Step::Duplicate);
+                }
+                None => steps.push(Step::Pushed {
+                    previous: records
+                        .iter()
+                        .map(|record| decode_amount(&key, &record[..]))
+                        .collect::<Result<_, _>>()?,
+                }),
+            }
+            if window.len() / RECORD + 1 >= 2 * self.capacity {
+                let mut all: Vec<[u8; RECORD]> = records.clone();
+                all.push(*mine);
+                let mut read = window.clone();
+                read.extend_from_slice(mine);
+                compactions.push((key, read, self.pack_records(all)));
+            }
+        }
+        if !compactions.is_empty() || !conflicts.is_empty() {
+            if !conflicts.is_empty() {
+                let mut pipe = redis::Pipeline::new();
+                for user_id in &conflicts {
+                    pipe.del(self.keys.window(*user_id)).ignore();
+                }
+                pipe.query_async::<()>(connection).await?;
+            }
+            // A compaction that finds the string changed does nothing: the
+            // next step that reads it compacts it again.
+            eval_many(connection, &COMPACT, compactions.len(), |index, cmd| {
+                let (key, read, window) = &compactions[index];
+                cmd.arg(1).arg(key).arg(&read[..]).arg(&window[..]);
+            })
+            .await?;
+        }
+        Ok(steps)
     }
 
-    /// The newest [`capacity`](Self::capacity) of `entries`, packed in order.
-    fn pack(&self, entries: &[WindowEntry]) -> Vec<u8> {
-        let mut records: Vec<[u8; RECORD]> = entries.iter().map(record).collect();
-        records.sort_unstable();
-        records.dedup();
-        let newest = &records[records.len().saturating_sub(self.capacity)..];
-        newest.concat()
-    }
-
-    /// The newest [`capacity`](Self::capacity) records of a window, checked
-    /// for shape.
-    fn newest_records<'w>(&self, key: &str, window: &'w [u8]) -> Result<&'w [u8], CacheError> {
-        if window.len() % RECORD != 0 {
+    /// The window a string holds: its newest [`capacity`](Self::capacity)
+    /// distinct records, in history order.
+    fn window_of(&self, key: &str, packed: &[u8]) -> Result<Vec<[u8; RECORD]>, CacheError> {
+        if !packed.len().is_multiple_of(RECORD) {
             return Err(CacheError::CorruptEntry {
                 key: key.to_owned(),
                 reason: format!(
                     "{} bytes is not a whole number of {RECORD}-byte records",
-                    window.len()
+                    packed.len()
                 ),
             });
         }
-        let keep = (window.len() / RECORD).min(self.capacity);
-        Ok(&window[window.len() - keep * RECORD..])
+        let mut records: Vec<[u8; RECORD]> = Vec::with_capacity(packed.len() / RECORD);
+        for chunk in packed.chunks_exact(RECORD) {
+            let record: [u8; RECORD] = chunk.try_into().expect("chunks are one record long");
+            if !is_record(&record) {
+                return Err(corrupt(key, &record));
+            }
+            records.push(record);
+        }
+        Ok(self.newest(records))
     }
 
-    fn decode_step(&self, user_id: UserId, reply: &Value) -> Result<Step, CacheError> {
-        match reply {
-            Value::Int(0) => Ok(Step::Missing),
-            Value::Int(2) => Ok(Step::Duplicate),
-            Value::BulkString(window) => {
-                let key = self.keys.window(user_id);
-                let previous = self
-                    .newest_records(&key, window)?
-                    .chunks_exact(RECORD)
-                    .map(|record| decode_amount(&key, record))
-                    .collect::<Result<_, _>>()?;
-                Ok(Step::Pushed { previous })
-            }
-            Value::ServerError(error) => Err(CacheError::at_key(
-                error.clone().into(),
-                &self.keys.window(user_id),
-                KIND,
-            )),
-            _ => Err(CacheError::unexpected_reply(
-                "the step script's reply",
-                reply,
-            )),
-        }
+    /// The newest [`capacity`](Self::capacity) distinct records, in order.
+    fn newest(&self, mut records: Vec<[u8; RECORD]>) -> Vec<[u8; RECORD]> {
+        records.sort_unstable();
+        records.dedup();
+        let excess = records.len().saturating_sub(self.capacity);
+        records.drain(..excess);
+        records
+    }
+
+    /// The newest [`capacity`](Self::capacity) of `records`, packed.
+    fn pack_records(&self, records: Vec<[u8; RECORD]>) -> Vec<u8> {
+        self.newest(records).concat()
+    }
+
+    /// The newest [`capacity`](Self::capacity) of `entries`, packed in order.
+    fn pack(&self, entries: &[WindowEntry]) -> Vec<u8> {
+        self.pack_records(entries.iter().map(record).collect())
     }
 }
 
@@ -464,11 +547,6 @@ fn record(entry: &WindowEntry) -> [u8; RECORD] {
             .as_bytes(),
     );
     record
-}
-
-/// The id as records hold it.
-fn hex_id(id: TransactionId) -> String {
-    id.as_uuid().simple().to_string()
 }
 
 /// The amount as a whole number of cents.
@@ -514,6 +592,15 @@ fn decode_amount(key: &str, record: &[u8]) -> Result<Amount, CacheError> {
     cents
         .and_then(|cents| Amount::from_cents(cents).ok())
         .ok_or_else(|| corrupt(key, record))
+}
+
+/// Whether a record has the shape this store writes.
+fn is_record(record: &[u8; RECORD]) -> bool {
+    record[..ID_AT].iter().all(u8::is_ascii_digit)
+        && matches!(record[DATE_DIGITS], b'0' | b'1')
+        && record[ID_AT..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 /// Decimal digits only.

@@ -12,7 +12,8 @@
 //!
 //! The live half: [`Pipeline`] is the one ingest path (validate, Redis
 //! window step, verdict, store, publish) used by the ingest routes and the
-//! simulations alike; [`EventHub`] fans events out to this process's SSE
+//! simulations alike, with [`IngestQueue`] gathering concurrent single
+//! posts into shared pipeline calls; [`EventHub`] fans events out to this process's SSE
 //! subscribers, fed by [`run_relay`] from the Redis event stream that every
 //! process shares; [`Simulations`] counts the viewers of each user's live
 //! simulation, which [`run_simulations`] drives.
@@ -20,8 +21,9 @@
 //! Depends on `domain`, `storage`, `cache` and `simulator`. It must never
 //! read configuration files or environment variables, install a tracing
 //! subscriber, or spawn long-lived tasks: the `server` crate spawns
-//! [`run_relay`] and [`run_simulations`].
+//! [`run_relay`], [`run_simulations`] and [`run_ingest_worker`].
 
+mod coalesce;
 mod config;
 mod cursor;
 mod dto;
@@ -34,6 +36,7 @@ mod simulation;
 mod sse;
 mod state;
 
+pub use coalesce::{IngestJobs, IngestQueue, run_ingest_worker};
 pub use config::HttpConfig;
 pub use cursor::{CursorCodec, CursorError};
 pub use error::ApiError;

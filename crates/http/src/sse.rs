@@ -36,7 +36,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
 /// Events read from the Redis stream per catch-up read.
-const REPLAY_CHUNK: usize = 500;
+const REPLAY_CHUNK: usize = 200;
 
 /// `GET /sse/transactions/{user_id}`: the user's live simulation (started
 /// if nobody watches it yet) and every other transaction of the user.

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use txwatch_cache::EventLog;
 use txwatch_storage::TransactionRepository;
 
+use crate::coalesce::IngestQueue;
 use crate::config::HttpConfig;
 use crate::cursor::CursorCodec;
 use crate::hub::EventHub;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// Where every transaction goes in.
     pub pipeline: Pipeline,
+    /// Where single posted transactions wait to share a pipeline call.
+    pub single: IngestQueue,
     /// The shared event stream, read back by resuming subscribers.
     pub events: EventLog,
     /// This process's live subscribers.
@@ -33,13 +36,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for the given repository, pipeline and settings, with an empty
-    /// hub and no simulations; the caller runs
-    /// [`run_relay`](crate::run_relay) and
-    /// [`run_simulations`](crate::run_simulations) on them.
+    /// State for the given repository, pipeline, queue of single posts and
+    /// settings, with an empty hub and no simulations; the caller runs
+    /// [`run_relay`](crate::run_relay),
+    /// [`run_simulations`](crate::run_simulations) and
+    /// [`run_ingest_worker`](crate::run_ingest_worker) on them.
     pub fn new(
         transactions: TransactionRepository,
         pipeline: Pipeline,
+        single: IngestQueue,
         config: &HttpConfig,
     ) -> AppState {
         let api_key_digest = (!config.api_key.trim().is_empty())
@@ -49,6 +54,7 @@ impl AppState {
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),
             events: pipeline.events().clone(),
             pipeline,
+            single,
             hub: EventHub::new(config.stream_buffer),
             simulations: Simulations::new(),
             api_key_digest,

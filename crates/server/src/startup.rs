@@ -8,10 +8,13 @@ use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
 use tracing::info;
 use txwatch_cache::{CacheError, EventLog, Keys, Leases, WindowStore};
-use txwatch_http::{AppState, Pipeline, SimulationSettings};
+use txwatch_http::{AppState, IngestQueue, Pipeline, SimulationSettings};
 use txwatch_storage::{StorageError, TransactionRepository};
 
 use crate::settings::{Settings, SettingsError, window_len};
+
+/// Concurrent pipeline calls for single posted transactions.
+const INGEST_WORKERS: usize = 4;
 
 /// A server bound to its port, ready to run, with its background tasks (the
 /// event relay and the simulation driver) started.
@@ -75,7 +78,8 @@ impl Application {
         );
         let events = EventLog::new(redis.clone(), &keys, settings.redis.event_retention);
         let pipeline = Pipeline::new(transactions.clone(), windows, events.clone(), detector);
-        let state = AppState::new(transactions, pipeline.clone(), &settings.http);
+        let (single, single_jobs) = IngestQueue::new();
+        let state = AppState::new(transactions, pipeline.clone(), single, &settings.http);
 
         let interval = Duration::from_millis(settings.simulator.interval_ms);
         // A holder that stops renewing loses its users after three missed
@@ -86,16 +90,24 @@ impl Application {
             simulator: settings.simulator.to_config()?,
             holder: uuid::Uuid::new_v4().to_string(),
         };
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(txwatch_http::run_relay(state.hub.clone(), events)),
             tokio::spawn(txwatch_http::run_simulations(
                 state.simulations.clone(),
-                pipeline,
+                pipeline.clone(),
                 leases,
                 state.hub.clone(),
                 simulation,
             )),
         ];
+        // A few concurrent pipeline calls keep Redis and Postgres busy while
+        // each gathers the single posts that arrived meanwhile.
+        for _ in 0..INGEST_WORKERS {
+            background.push(tokio::spawn(txwatch_http::run_ingest_worker(
+                single_jobs.clone(),
+                pipeline.clone(),
+            )));
+        }
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

@@ -86,12 +86,7 @@ pub(super) async fn create(
     Json(body): Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let item = parse_transaction(&body, OffsetDateTime::now_utc())?;
-    let outcome = state
-        .pipeline
-        .ingest(vec![item])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::Internal("the pipeline answered nothing".into()))?;
+    let outcome = state.single.submit(item).await?;
     match outcome {
         Outcome::Created(t) => {
             json_response(StatusCode::CREATED, &TransactionJson(&t), BYTES_PER_ITEM)
