@@ -14,7 +14,7 @@ use txwatch_storage::{StorageError, TransactionRepository};
 use crate::settings::{Settings, SettingsError, window_len};
 
 /// Concurrent pipeline calls for single posted transactions.
-const INGEST_WORKERS: usize = 4;
+const INGEST_WORKERS: usize = 8;
 
 /// A server bound to its port, ready to run, with its background tasks (the
 /// event relay and the simulation driver) started.
