@@ -70,31 +70,29 @@ const DATE_OFFSET: i128 = 10_000_000_000_000_000;
 /// Offset of negative amounts' ten's complement.
 const TEN_POW_20: i128 = 100_000_000_000_000_000_000;
 
-/// The atomic step: see [`WindowStore::step_many`]. Replies `0` (missing)
-/// or the string as it was before this step's record was appended.
-const STEP_SCRIPT: &str = r"
--- KEYS[1]: the window. ARGV: the record, idle ttl in ms, rebuild flag
--- ('1' or '0'), the packed history to rebuild from. This runs for every
--- transaction: keep it lean.
+/// The header every valid window string starts with: one record's width of
+/// `f`, which no record can equal (a record starts with a date digit).
+const HEADER: [u8; RECORD] = [b'f'; RECORD];
+
+/// Rebuilds a window from history (ARGV[1], header included) unless it is
+/// valid already (another process rebuilt it first); sets the idle TTL
+/// (ARGV[2]). Replies 1 when it rebuilt.
+const REBUILD_SCRIPT: &str = r"
 local window = redis.call('GET', KEYS[1])
-if not window then
-  if ARGV[3] ~= '1' then
-    return 0
-  end
-  redis.call('SET', KEYS[1], ARGV[4] .. ARGV[1], 'PX', ARGV[2])
-  return ARGV[4]
+if window and string.sub(window, 1, 70) == string.rep('f', 70) then
+  return 0
 end
-redis.call('APPEND', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return window
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
-/// [`STEP_SCRIPT`] with its hash, made once.
-static STEP: LazyLock<Script> = LazyLock::new(|| Script::new(STEP_SCRIPT));
+/// [`REBUILD_SCRIPT`] with its hash, made once.
+static REBUILD: LazyLock<Script> = LazyLock::new(|| Script::new(REBUILD_SCRIPT));
 
 /// Compaction: replaces the start of the string, if it is still exactly
 /// what was read (ARGV[1]), with the window it holds (ARGV[2]), keeping
-/// whatever was appended after. Replies 1 when it did.
+/// whatever was appended after, and restarts the idle TTL (ARGV[3]).
+/// Replies 1 when it did.
 const COMPACT_SCRIPT: &str = r"
 local window = redis.call('GET', KEYS[1])
 if not window then
@@ -104,7 +102,7 @@ local read = ARGV[1]
 if string.sub(window, 1, #read) ~= read then
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[2] .. string.sub(window, #read + 1), 'KEEPTTL')
+redis.call('SET', KEYS[1], ARGV[2] .. string.sub(window, #read + 1), 'PX', ARGV[3])
 return 1
 ";
 
@@ -248,7 +246,12 @@ impl WindowStore {
         let Some(window) = reply else {
             return Ok(Vec::new());
         };
-        self.window_of(&key, &window)?
+        // A string without the header is what steps left on a missing
+        // window: no window.
+        let Some(records) = window.strip_prefix(&HEADER[..]) else {
+            return Ok(Vec::new());
+        };
+        self.window_of(&key, records)?
             .iter()
             .map(|record| decode_record(&key, &record[..]))
             .collect()
@@ -388,45 +391,92 @@ impl WindowStore {
     }
 
     /// One pipeline of steps, then the compactions they call for.
+    ///
+    /// A step is `MULTI; GET; APPEND; PEXPIRE; EXEC` on the user's key:
+    /// atomic, with no script (Lua would copy the window in and out, which
+    /// costs Redis several times what the commands do). A window is valid
+    /// when it starts with [`HEADER`]; a step that finds none reports
+    /// [`Step::Missing`], and whatever it appended is discarded by the
+    /// rebuild that follows (a script, run before the step when the request
+    /// carries history).
     async fn step_round(
         &self,
         connection: &mut deadpool_redis::Connection,
         requests: &[StepRequest<'_>],
     ) -> Result<Vec<Step>, CacheError> {
+        let rebuilds: Vec<(String, Vec<u8>)> = {
+            let mut seen: Vec<UserId> = Vec::new();
+            requests
+                .iter()
+                .filter_map(|request| {
+                    let history = request.rebuild?;
+                    if seen.contains(&request.user_id) {
+                        return None;
+                    }
+                    seen.push(request.user_id);
+                    Some((self.keys.window(request.user_id), self.pack(history)))
+                })
+                .collect()
+        };
+        if !rebuilds.is_empty() {
+            let replies = eval_many(connection, &REBUILD, rebuilds.len(), |index, cmd| {
+                let (key, window) = &rebuilds[index];
+                cmd.arg(1).arg(key).arg(&window[..]).arg(self.idle_ttl_ms);
+            })
+            .await?;
+            for (reply, (key, _)) in replies.iter().zip(&rebuilds) {
+                if let Value::ServerError(error) = reply {
+                    return Err(CacheError::at_key(error.clone().into(), key, KIND));
+                }
+            }
+        }
+
         let packed: Vec<[u8; RECORD]> = requests.iter().map(|r| record(&r.entry)).collect();
-        let replies = eval_many(connection, &STEP, requests.len(), |index, cmd| {
-            let request = &requests[index];
-            cmd.arg(1)
-                .arg(self.keys.window(request.user_id))
-                .arg(&packed[index][..])
-                .arg(self.idle_ttl_ms)
-                .arg(if request.rebuild.is_some() { "1" } else { "0" })
-                .arg(self.pack(request.rebuild.unwrap_or_default()));
-        })
-        .await?;
+        let keys: Vec<String> = requests
+            .iter()
+            .map(|r| self.keys.window(r.user_id))
+            .collect();
+        let mut pipe = redis::Pipeline::with_capacity(requests.len() * 5);
+        for (key, mine) in keys.iter().zip(&packed) {
+            pipe.cmd("MULTI").ignore();
+            pipe.cmd("GET").arg(key).ignore();
+            pipe.cmd("APPEND").arg(key).arg(&mine[..]).ignore();
+            pipe.cmd("PEXPIRE").arg(key).arg(self.idle_ttl_ms).ignore();
+            pipe.cmd("EXEC");
+        }
+        let replies: Vec<Value> = pipe.ignore_errors().query_async(connection).await?;
+        if replies.len() != requests.len() {
+            return Err(CacheError::unexpected_reply(
+                "one EXEC reply per step",
+                &Value::Int(replies.len() as i64),
+            ));
+        }
 
         let mut steps = Vec::with_capacity(requests.len());
         let mut compactions: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
         let mut conflicts: Vec<UserId> = Vec::new();
-        for ((reply, request), mine) in replies.iter().zip(requests).zip(&packed) {
-            let key = self.keys.window(request.user_id);
+        for (((reply, request), mine), key) in replies.iter().zip(requests).zip(&packed).zip(&keys)
+        {
             let window = match reply {
-                Value::Int(0) => {
-                    steps.push(Step::Missing);
-                    continue;
-                }
-                Value::BulkString(window) => window,
+                Value::Array(results) => match results.first() {
+                    Some(Value::BulkString(window)) if window.starts_with(&HEADER) => window,
+                    Some(Value::BulkString(_) | Value::Nil) => {
+                        steps.push(Step::Missing);
+                        continue;
+                    }
+                    Some(Value::ServerError(error)) => {
+                        return Err(CacheError::at_key(error.clone().into(), key, KIND));
+                    }
+                    _ => {
+                        return Err(CacheError::unexpected_reply("a step's GET", reply));
+                    }
+                },
                 Value::ServerError(error) => {
-                    return Err(CacheError::at_key(error.clone().into(), &key, KIND));
+                    return Err(CacheError::at_key(error.clone().into(), key, KIND));
                 }
-                _ => {
-                    return Err(CacheError::unexpected_reply(
-                        "the step script's reply",
-                        reply,
-                    ));
-                }
+                _ => return Err(CacheError::unexpected_reply("a step's EXEC", reply)),
             };
-            let records = self.window_of(&key, window)?;
+            let records = self.window_of(key, &window[RECORD..])?;
             let id = &mine[ID_AT..];
             match records.iter().find(|record| &record[ID_AT..] == id) {
                 Some(same) => {
@@ -440,31 +490,35 @@ impl WindowStore {
                 None => steps.push(Step::Pushed {
                     previous: records
                         .iter()
-                        .map(|record| decode_amount(&key, &record[..]))
+                        .map(|record| decode_amount(key, &record[..]))
                         .collect::<Result<_, _>>()?,
                 }),
             }
-            if window.len() / RECORD + 1 >= 2 * self.capacity {
+            if window.len() / RECORD >= 2 * self.capacity {
                 let mut all: Vec<[u8; RECORD]> = records.clone();
                 all.push(*mine);
                 let mut read = window.clone();
                 read.extend_from_slice(mine);
-                compactions.push((key, read, self.pack_records(all)));
+                compactions.push((key.clone(), read, self.pack_records(all)));
             }
         }
-        if !compactions.is_empty() || !conflicts.is_empty() {
-            if !conflicts.is_empty() {
-                let mut pipe = redis::Pipeline::new();
-                for user_id in &conflicts {
-                    pipe.del(self.keys.window(*user_id)).ignore();
-                }
-                pipe.query_async::<()>(connection).await?;
+        if !conflicts.is_empty() {
+            let mut pipe = redis::Pipeline::new();
+            for user_id in &conflicts {
+                pipe.del(self.keys.window(*user_id)).ignore();
             }
+            pipe.query_async::<()>(connection).await?;
+        }
+        if !compactions.is_empty() {
             // A compaction that finds the string changed does nothing: the
             // next step that reads it compacts it again.
             eval_many(connection, &COMPACT, compactions.len(), |index, cmd| {
                 let (key, read, window) = &compactions[index];
-                cmd.arg(1).arg(key).arg(&read[..]).arg(&window[..]);
+                cmd.arg(1)
+                    .arg(key)
+                    .arg(&read[..])
+                    .arg(&window[..])
+                    .arg(self.idle_ttl_ms);
             })
             .await?;
         }
@@ -503,9 +557,16 @@ impl WindowStore {
         records
     }
 
-    /// The newest [`capacity`](Self::capacity) of `records`, packed.
+    /// The newest [`capacity`](Self::capacity) of `records`, packed after
+    /// the header.
     fn pack_records(&self, records: Vec<[u8; RECORD]>) -> Vec<u8> {
-        self.newest(records).concat()
+        let newest = self.newest(records);
+        let mut packed = Vec::with_capacity((newest.len() + 1) * RECORD);
+        packed.extend_from_slice(&HEADER);
+        for record in &newest {
+            packed.extend_from_slice(record);
+        }
+        packed
     }
 
     /// The newest [`capacity`](Self::capacity) of `entries`, packed in order.

@@ -47,12 +47,18 @@ async fn command<T: redis::FromRedisValue>(redis: &TestRedis, cmd: &redis::Cmd) 
         .expect("command")
 }
 
+const HEADER: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
 /// The window's records, as Redis holds them.
 async fn raw_window(redis: &TestRedis, user: UserId) -> Vec<String> {
     let packed: Option<String> =
         command(redis, redis::cmd("GET").arg(redis.keys().window(user))).await;
     let packed = packed.unwrap_or_default();
-    packed
+    // A valid window starts with a header of 70 `f`s.
+    let Some(records) = packed.strip_prefix(HEADER) else {
+        return Vec::new();
+    };
+    records
         .as_bytes()
         .chunks(70)
         .map(|record| String::from_utf8(record.to_vec()).expect("text"))
@@ -225,7 +231,9 @@ async fn an_entry_this_store_did_not_write_is_reported_as_corrupt() {
     let bad = format!("{:x<70}", "twelve");
     command::<()>(
         &redis,
-        redis::cmd("SET").arg(&key).arg(format!("{good}{bad}")),
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(format!("{HEADER}{good}{bad}")),
     )
     .await;
     match within(windows.read(user)).await {
@@ -243,7 +251,11 @@ async fn an_entry_this_store_did_not_write_is_reported_as_corrupt() {
         other => panic!("expected CorruptEntry, got {other:?}"),
     }
     // Not a whole number of records.
-    command::<()>(&redis, redis::cmd("SET").arg(&key).arg("12.50")).await;
+    command::<()>(
+        &redis,
+        redis::cmd("SET").arg(&key).arg(format!("{HEADER}12.50")),
+    )
+    .await;
     assert!(matches!(
         within(windows.read(user)).await,
         Err(CacheError::CorruptEntry { .. })
@@ -268,17 +280,33 @@ async fn a_window_key_holding_something_other_than_a_string_is_reported_as_corru
 }
 
 #[tokio::test]
-async fn a_step_on_a_missing_window_answers_missing_and_creates_nothing() {
+async fn a_step_on_a_missing_window_answers_missing_and_makes_no_window() {
     let redis = within(TestRedis::create()).await;
     let windows = store(&redis, 20);
     let user = new_user();
+    for second in [1, 2] {
+        assert_eq!(
+            within(windows.step(&plain(user, entry(second, "1.00"))))
+                .await
+                .expect("step"),
+            Step::Missing
+        );
+    }
+    assert!(within(windows.read(user)).await.expect("read").is_empty());
+    // What the steps appended is not a window, expires, and is replaced by
+    // the rebuild.
+    let key = redis.keys().window(user);
+    assert!(pttl(&redis, &key).await > 0);
+    let history = [entry(0, "5.00")];
     assert_eq!(
-        within(windows.step(&plain(user, entry(1, "1.00"))))
-            .await
-            .expect("step"),
-        Step::Missing
+        pushed(
+            within(windows.step(&request(user, entry(3, "1.00"), &history)))
+                .await
+                .expect("step")
+        ),
+        amounts(&["5.00"])
     );
-    assert!(!exists(&redis, &redis.keys().window(user)).await);
+    assert_eq!(raw_window(&redis, user).await.len(), 2);
 }
 
 #[tokio::test]
