@@ -67,9 +67,13 @@ impl Amount {
     /// # Errors
     /// [`AmountError::OutOfRange`] beyond `NUMERIC(20,2)`.
     pub fn from_cents(cents: i128) -> Result<Amount, AmountError> {
-        let value = Decimal::try_from_i128_with_scale(cents, Self::SCALE)
-            .map_err(|_| AmountError::OutOfRange(format!("{cents} cents")))?;
-        Self::try_new(value)
+        // Whole cents at scale 2 are already in the stored form: only the
+        // range needs checking (this runs for every windowed amount).
+        const MAX_CENTS: i128 = 99_999_999_999_999_999_999;
+        if cents.unsigned_abs() > MAX_CENTS.unsigned_abs() {
+            return Err(AmountError::OutOfRange(format!("{cents} cents")));
+        }
+        Ok(Amount(Decimal::from_i128_with_scale(cents, Self::SCALE)))
     }
 
     /// The exact decimal value, always with two decimal places.
