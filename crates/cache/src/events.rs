@@ -19,6 +19,7 @@ use txwatch_domain::UserId;
 use crate::error::CacheError;
 use crate::keys::Keys;
 use crate::pool::{RESPONSE_TIMEOUT, RedisPool};
+use crate::shared::Shared;
 
 /// What [`CacheError::CorruptEntry`] says the event key should be.
 const KIND: &str = "stream";
@@ -101,6 +102,7 @@ pub struct Event {
 #[derive(Clone)]
 pub struct EventLog {
     pool: RedisPool,
+    shared: Shared,
     key: String,
     retention: usize,
 }
@@ -110,6 +112,7 @@ impl EventLog {
     /// least one).
     pub fn new(pool: RedisPool, keys: &Keys, retention: usize) -> EventLog {
         EventLog {
+            shared: Shared::new(pool.clone()),
             pool,
             key: keys.events(),
             retention: retention.max(1),
@@ -151,9 +154,17 @@ impl EventLog {
                 .arg("d")
                 .arg(event.data);
         }
-        let mut connection = self.pool.get().await?;
         // Errors stay in their replies, so `WRONGTYPE` can be told apart.
-        let replies: Vec<Value> = pipe.ignore_errors().query_async(&mut connection).await?;
+        pipe.ignore_errors();
+        let pipe = &pipe;
+        let replies: Vec<Value> = self
+            .shared
+            .run(|mut connection| async move {
+                pipe.query_async(&mut connection)
+                    .await
+                    .map_err(CacheError::from)
+            })
+            .await?;
         if replies.len() != events.len() {
             return Err(CacheError::unexpected_reply(
                 "XADD must answer once per event",

@@ -26,6 +26,7 @@ mod keys;
 mod lease;
 mod pool;
 mod script;
+mod shared;
 mod window;
 
 #[cfg(feature = "test-helpers")]

@@ -26,7 +26,7 @@ pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// Opening a connection and waiting for a free one are both bounded by
 /// `connect_timeout_ms`; each command, or pipeline of commands, must be
-/// answered within 500 ms (blocking reads of the event stream get their block
+/// answered within 2 s (blocking reads of the event stream get their block
 /// time on top).
 ///
 /// # Errors

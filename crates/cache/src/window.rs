@@ -43,6 +43,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, Script, Value};
 use time::OffsetDateTime;
 use txwatch_domain::{Amount, TransactionId, UserId, WindowEntry};
@@ -52,6 +53,7 @@ use crate::expiry::ttl_millis;
 use crate::keys::Keys;
 use crate::pool::RedisPool;
 use crate::script::eval_many;
+use crate::shared::Shared;
 
 /// What [`CacheError::CorruptEntry`] says a window key should be.
 const KIND: &str = "string of window records";
@@ -173,6 +175,7 @@ pub enum Step {
 #[derive(Clone)]
 pub struct WindowStore {
     pool: RedisPool,
+    shared: Shared,
     keys: Keys,
     capacity: usize,
     idle_ttl_ms: u64,
@@ -184,6 +187,7 @@ impl WindowStore {
     /// its last write.
     pub fn new(pool: RedisPool, keys: Keys, capacity: usize, idle_ttl: Duration) -> WindowStore {
         WindowStore {
+            shared: Shared::new(pool.clone()),
             pool,
             keys,
             capacity: capacity.max(1),
@@ -369,9 +373,25 @@ impl WindowStore {
             })
             .collect();
         let last_round = rounds.iter().copied().max().unwrap_or(0);
-        let mut connection = self.pool.get().await?;
+        let rounds = &rounds;
+        self.shared
+            .run(|mut connection| async move {
+                self.step_rounds(&mut connection, requests, rounds, last_round)
+                    .await
+            })
+            .await
+    }
+
+    /// Every round, in order.
+    async fn step_rounds(
+        &self,
+        connection: &mut MultiplexedConnection,
+        requests: &[StepRequest<'_>],
+        rounds: &[usize],
+        last_round: usize,
+    ) -> Result<Vec<Step>, CacheError> {
         if last_round == 0 {
-            return self.step_round(&mut connection, requests).await;
+            return self.step_round(connection, requests).await;
         }
         let mut steps: Vec<Option<Step>> = vec![None; requests.len()];
         for round in 0..=last_round {
@@ -379,7 +399,7 @@ impl WindowStore {
                 .filter(|&i| rounds[i] == round)
                 .collect();
             let batch: Vec<StepRequest<'_>> = indices.iter().map(|&i| requests[i]).collect();
-            let done = self.step_round(&mut connection, &batch).await?;
+            let done = self.step_round(connection, &batch).await?;
             for (i, step) in indices.into_iter().zip(done) {
                 steps[i] = Some(step);
             }
@@ -401,7 +421,7 @@ impl WindowStore {
     /// carries history).
     async fn step_round(
         &self,
-        connection: &mut deadpool_redis::Connection,
+        connection: &mut MultiplexedConnection,
         requests: &[StepRequest<'_>],
     ) -> Result<Vec<Step>, CacheError> {
         let rebuilds: Vec<(String, Vec<u8>)> = {
