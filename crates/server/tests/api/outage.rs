@@ -101,18 +101,9 @@ async fn without_postgres_ingest_answers_503_streams_say_so_and_both_recover() {
         )
         .await;
     assert_eq!(batch.status, StatusCode::SERVICE_UNAVAILABLE);
-    let error = within(async {
-        loop {
-            let event = stream
-                .next(Duration::from_secs(10))
-                .await
-                .expect("events go on");
-            if event.event.as_deref() == Some("error") {
-                return event;
-            }
-        }
-    })
-    .await;
+    let error = stream
+        .next_where(|event| event.event.as_deref() == Some("error"))
+        .await;
     assert_eq!(
         error.json()["error"],
         "service_unavailable",
@@ -122,18 +113,7 @@ async fn without_postgres_ingest_answers_503_streams_say_so_and_both_recover() {
 
     proxy.restore();
     // The stream continues with new transactions, without a reconnect.
-    let resumed = within(async {
-        loop {
-            let event = stream
-                .next(Duration::from_secs(10))
-                .await
-                .expect("events go on");
-            if event.is_transaction() {
-                return event;
-            }
-        }
-    })
-    .await;
+    let resumed = stream.next_where(|event| event.is_transaction()).await;
     assert_eq!(resumed.json()["user_id"], user.as_str());
     let reply = within(async {
         loop {
@@ -203,15 +183,9 @@ async fn a_restarted_empty_redis_costs_nothing_but_a_pause() {
             .is_some_and(|m| m.contains("redis"))
     );
     assert_eq!(app.count_of(&user).await, 20);
-    let notice = within(async {
-        loop {
-            let event = stream.next(Duration::from_secs(10)).await.expect("told");
-            if event.event.as_deref() == Some("error") {
-                return event;
-            }
-        }
-    })
-    .await;
+    let notice = stream
+        .next_where(|event| event.event.as_deref() == Some("error"))
+        .await;
     assert_eq!(notice.json()["error"], "service_unavailable");
 
     redis.start_again().await;
@@ -234,18 +208,7 @@ async fn a_restarted_empty_redis_costs_nothing_but_a_pause() {
     assert_eq!(reply.body["meta_data"]["baseline"], 105.0);
     assert_eq!(reply.body["meta_data"]["is_anomaly"], true);
     // The same stream, never reconnected, carries on.
-    let event = within(async {
-        loop {
-            let event = stream
-                .next(Duration::from_secs(10))
-                .await
-                .expect("events go on");
-            if event.is_transaction() {
-                return event;
-            }
-        }
-    })
-    .await;
+    let event = stream.next_where(|event| event.is_transaction()).await;
     assert_eq!(event.json(), reply.body);
 }
 

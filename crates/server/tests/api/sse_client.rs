@@ -94,6 +94,25 @@ impl SseStream {
         }
     }
 
+    /// The next event for which `wanted` holds, skipping the others.
+    ///
+    /// # Panics
+    /// When the stream ends or none comes within 30 s.
+    pub(crate) async fn next_where(&mut self, wanted: impl Fn(&SseEvent) -> bool) -> SseEvent {
+        within(async {
+            loop {
+                let event = self
+                    .next(Duration::from_secs(10))
+                    .await
+                    .expect("events keep coming");
+                if wanted(&event) {
+                    return event;
+                }
+            }
+        })
+        .await
+    }
+
     /// Every event that arrives within `span`.
     pub(crate) async fn collect_for(&mut self, span: Duration) -> Vec<SseEvent> {
         let deadline = tokio::time::Instant::now() + span;
