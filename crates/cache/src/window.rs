@@ -5,19 +5,19 @@
 //! they arrive in. That is what makes the cache and the database agree: a
 //! window rebuilt from history equals the one built live.
 //!
-//! Encoding: one string per user at [`Keys::window`]: a header (70 `f`s,
-//! which marks the string as a valid window) and then fixed-width
-//! 70-character records, each
-//! - 17 digits: `txn_date` in whole microseconds since the Unix epoch plus
-//!   10^16 (PostgreSQL's precision, rounded down; the offset keeps dates back
-//!   to 1653 non-negative),
-//! - 21 digits: the amount in cents, `1` and 20 digits when not negative,
-//!   `0` and the ten's complement (10^20 plus the cents) when negative,
-//! - 32 characters: the id as lowercase hex without hyphens.
+//! Encoding: one binary string per user at [`Keys::window`]: a header (33
+//! bytes of `0xff`, which marks the string as a valid window) and then
+//! fixed-width 33-byte records, each
+//! - 8 bytes: `txn_date` in whole microseconds since the Unix epoch
+//!   (PostgreSQL's precision, rounded down), big-endian with the sign bit
+//!   flipped,
+//! - 9 bytes: the amount in cents plus 2^71, big-endian (|cents| < 2^67),
+//! - 16 bytes: the id.
 //!
-//! Records hold only `0-9a-f`, have one width, and sort bytewise in the
-//! history order: a larger date, amount or id is a larger record, and a
-//! negative amount's leading `0` puts it below every other.
+//! Records have one width and sort bytewise in the history order: a larger
+//! date, amount or id is a larger record. (A text form of the same layout
+//! took 70 bytes; every step reads the whole window, so the binary form
+//! halves what Redis sends and the server parses.)
 //!
 //! The string is an append log. A step is `MULTI; GET; APPEND; PEXPIRE;
 //! EXEC` on the user's key: atomic, so concurrent steps (from any process)
@@ -68,29 +68,31 @@ use crate::shared::Shared;
 const KIND: &str = "string of window records";
 
 /// Width of one record, and of its parts.
-const RECORD: usize = 70;
-const DATE_DIGITS: usize = 17;
-const AMOUNT_DIGITS: usize = 21;
-const ID_CHARS: usize = 32;
+const RECORD: usize = 33;
+const DATE_BYTES: usize = 8;
+const AMOUNT_BYTES: usize = 9;
+const ID_BYTES: usize = 16;
 /// Where the id starts in a record.
-const ID_AT: usize = DATE_DIGITS + AMOUNT_DIGITS;
-const _: () = assert!(ID_AT + ID_CHARS == RECORD);
+const ID_AT: usize = DATE_BYTES + AMOUNT_BYTES;
+const _: () = assert!(ID_AT + ID_BYTES == RECORD);
 
-/// Added to microseconds since the epoch, so earlier dates stay positive.
-const DATE_OFFSET: i128 = 10_000_000_000_000_000;
-/// Offset of negative amounts' ten's complement.
-const TEN_POW_20: i128 = 100_000_000_000_000_000_000;
+/// Added to cents so every amount is a positive number of 72 bits that
+/// orders like the amount (|cents| < 10^20 < 2^67).
+const AMOUNT_BIAS: i128 = 1 << 71;
+/// The largest number of cents an amount has.
+const MAX_CENTS: i128 = 99_999_999_999_999_999_999;
 
 /// The header every valid window string starts with: one record's width of
-/// `f`, which no record can equal (a record starts with a date digit).
-const HEADER: [u8; RECORD] = [b'f'; RECORD];
+/// `0xff`, which no record can equal (a date's first byte is `0x80` and a
+/// little more for the next 290,000 years).
+const HEADER: [u8; RECORD] = [0xff; RECORD];
 
 /// Rebuilds a window from history (ARGV[1], header included) unless it is
 /// valid already (another process rebuilt it first); sets the idle TTL
 /// (ARGV[2]). Replies 1 when it rebuilt.
 const REBUILD_SCRIPT: &str = r"
 local window = redis.call('GET', KEYS[1])
-if window and string.sub(window, 1, 70) == string.rep('f', 70) then
+if window and string.sub(window, 1, 33) == string.rep('\255', 33) then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -131,8 +133,8 @@ local record = ARGV[1]
 local at = string.find(window, record, 1, true)
 while at do
   -- Only a whole record, not one straddling two.
-  if (at - 1) % 70 == 0 then
-    redis.call('SET', KEYS[1], string.sub(window, 1, at - 1) .. string.sub(window, at + 70), 'KEEPTTL')
+  if (at - 1) % 33 == 0 then
+    redis.call('SET', KEYS[1], string.sub(window, 1, at - 1) .. string.sub(window, at + 33), 'KEEPTTL')
     return 1
   end
   at = string.find(window, record, at + 1, true)
@@ -569,7 +571,7 @@ impl WindowStore {
         let mut records: Vec<[u8; RECORD]> = Vec::with_capacity(packed.len() / RECORD);
         for chunk in packed.chunks_exact(RECORD) {
             let record: [u8; RECORD] = chunk.try_into().expect("chunks are one record long");
-            if !is_record(&record) {
+            if record == HEADER || decode_cents(&record).is_none() {
                 return Err(corrupt(key, &record));
             }
             records.push(record);
@@ -615,27 +617,18 @@ impl std::fmt::Debug for WindowStore {
     }
 }
 
-/// A transaction's record: date, amount, id, in fixed-width text.
+/// A transaction's record: date, amount and id, each big-endian with its
+/// sign bit flipped, so records sort bytewise like the history index.
 fn record(entry: &WindowEntry) -> [u8; RECORD] {
-    use std::io::Write;
     let mut record = [0u8; RECORD];
-    let micros = entry.txn_date.unix_timestamp_nanos().div_euclid(1_000) + DATE_OFFSET;
-    let cents = cents(entry.amount);
-    // `1` and the cents, or `0` and their complement: one formula.
-    let amount = TEN_POW_20 + cents;
-    let mut cursor = std::io::Cursor::new(&mut record[..]);
-    // Dates validated upstream (1970 to a day ahead, or read back from
-    // Postgres) always fit 17 digits; clamp rather than corrupt the width.
-    let micros = micros.clamp(0, 10_i128.pow(17) - 1);
-    write!(cursor, "{micros:017}{amount:021}").expect("the widths are exact");
-    record[ID_AT..].copy_from_slice(
-        entry
-            .id
-            .as_uuid()
-            .simple()
-            .encode_lower(&mut [0u8; 32])
-            .as_bytes(),
-    );
+    let micros = entry.txn_date.unix_timestamp_nanos().div_euclid(1_000);
+    // Every date Postgres stores fits: it keeps microseconds in 64 bits.
+    let micros = i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX });
+    let date = (micros as u64) ^ (1 << 63);
+    record[..DATE_BYTES].copy_from_slice(&date.to_be_bytes());
+    let amount = (cents(entry.amount) + AMOUNT_BIAS) as u128;
+    record[DATE_BYTES..ID_AT].copy_from_slice(&amount.to_be_bytes()[16 - AMOUNT_BYTES..]);
+    record[ID_AT..].copy_from_slice(entry.id.as_uuid().as_bytes());
     record
 }
 
@@ -647,25 +640,28 @@ fn cents(amount: Amount) -> i128 {
     decimal.mantissa()
 }
 
+/// A record's cents, if they are an amount's.
+fn decode_cents(record: &[u8]) -> Option<i128> {
+    let mut bytes = [0u8; 16];
+    bytes[16 - AMOUNT_BYTES..].copy_from_slice(&record[DATE_BYTES..ID_AT]);
+    let cents = u128::from_be_bytes(bytes) as i128 - AMOUNT_BIAS;
+    (cents.abs() <= MAX_CENTS).then_some(cents)
+}
+
 /// A record back as the entry it was made from.
 fn decode_record(key: &str, record: &[u8]) -> Result<WindowEntry, CacheError> {
-    let micros =
-        parse_digits(&record[..DATE_DIGITS]).ok_or_else(|| corrupt(key, record))? - DATE_OFFSET;
-    let txn_date = micros
+    let mut date = [0u8; DATE_BYTES];
+    date.copy_from_slice(&record[..DATE_BYTES]);
+    let micros = (u64::from_be_bytes(date) ^ (1 << 63)) as i64;
+    let txn_date = i128::from(micros)
         .checked_mul(1_000)
         .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
         .ok_or_else(|| corrupt(key, record))?;
     let amount = decode_amount(key, record)?;
-    let id = std::str::from_utf8(&record[ID_AT..])
-        .ok()
-        .filter(|id| {
-            id.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-        .and_then(|id| uuid::Uuid::try_parse(id).ok())
-        .ok_or_else(|| corrupt(key, record))?;
+    let mut id = [0u8; ID_BYTES];
+    id.copy_from_slice(&record[ID_AT..]);
     Ok(WindowEntry {
-        id: TransactionId(id),
+        id: TransactionId(uuid::Uuid::from_bytes(id)),
         txn_date,
         amount,
     })
@@ -673,45 +669,16 @@ fn decode_record(key: &str, record: &[u8]) -> Result<WindowEntry, CacheError> {
 
 /// Only the amount of a record.
 fn decode_amount(key: &str, record: &[u8]) -> Result<Amount, CacheError> {
-    let field = &record[DATE_DIGITS..ID_AT];
-    let cents = match field.split_first() {
-        Some((b'1', digits)) => parse_digits(digits),
-        Some((b'0', digits)) => parse_digits(digits).map(|complement| complement - TEN_POW_20),
-        _ => None,
-    };
-    cents
+    decode_cents(record)
         .and_then(|cents| Amount::from_cents(cents).ok())
         .ok_or_else(|| corrupt(key, record))
 }
 
-/// Whether a record has the shape this store writes.
-fn is_record(record: &[u8; RECORD]) -> bool {
-    record[..ID_AT].iter().all(u8::is_ascii_digit)
-        && matches!(record[DATE_DIGITS], b'0' | b'1')
-        && record[ID_AT..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-}
-
-/// Decimal digits only.
-fn parse_digits(digits: &[u8]) -> Option<i128> {
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(
-        digits
-            .iter()
-            .fold(0, |value, digit| value * 10 + i128::from(digit - b'0')),
-    )
-}
-
 fn corrupt(key: &str, record: &[u8]) -> CacheError {
+    let hex: String = record.iter().map(|b| format!("{b:02x}")).collect();
     CacheError::CorruptEntry {
         key: key.to_owned(),
-        reason: format!(
-            "`{}` is not a window record (17-digit date, 21-digit amount, 32-hex id)",
-            record.escape_ascii()
-        ),
+        reason: format!("`{hex}` is not a window record (8-byte date, 9-byte amount, 16-byte id)"),
     }
 }
 
@@ -733,25 +700,21 @@ mod tests {
         }
     }
 
-    fn text(record: &[u8; RECORD]) -> &str {
-        std::str::from_utf8(record).expect("records are text")
+    fn hex(record: &[u8]) -> String {
+        record.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]
-    fn a_record_is_the_offset_microseconds_the_cents_and_the_hex_id() {
+    fn a_record_is_the_flipped_microseconds_the_biased_cents_and_the_id() {
+        let record = record(&entry("271.62"));
+        // 1725969600123456 µs with the sign bit set.
+        assert_eq!(hex(&record[..DATE_BYTES]), "800621c29ce89240");
+        // 2^71 + 27162.
+        assert_eq!(hex(&record[DATE_BYTES..ID_AT]), "800000000000006a1a");
+        assert_eq!(hex(&record[ID_AT..]), "01912c3a7b4e7c1d8e2f3a4b5c6d7e8f");
         assert_eq!(
-            text(&record(&entry("271.62"))),
-            "11725969600123456\
-             100000000000000027162\
-             01912c3a7b4e7c1d8e2f3a4b5c6d7e8f"
-        );
-        assert_eq!(
-            &text(&record(&entry("-0.01")))[DATE_DIGITS..ID_AT],
-            "099999999999999999999"
-        );
-        assert_eq!(
-            &text(&record(&entry("999999999999999999.99")))[DATE_DIGITS..ID_AT],
-            "199999999999999999999"
+            hex(&super::record(&entry("-0.01"))[DATE_BYTES..ID_AT]),
+            "7fffffffffffffffff"
         );
     }
 
@@ -789,6 +752,7 @@ mod tests {
             ..entry("271.62")
         };
         assert!(record(&entry("271.62")) < record(&higher_id));
+        assert!(records.iter().all(|record| *record < HEADER));
     }
 
     #[test]
@@ -816,22 +780,15 @@ mod tests {
     }
 
     #[test]
-    fn records_this_store_did_not_write_are_corrupt() {
-        let good = record(&entry("12.50"));
-        let mut bad_date = good;
-        bad_date[3] = b'x';
-        let mut bad_sign = good;
-        bad_sign[DATE_DIGITS] = b'2';
-        let mut bad_id = good;
-        bad_id[RECORD - 1] = b'G';
-        for record in [bad_date, bad_sign, bad_id] {
-            match decode_record("txwatch:window:{u}", &record) {
-                Err(CacheError::CorruptEntry { key, reason }) => {
-                    assert_eq!(key, "txwatch:window:{u}");
-                    assert!(reason.contains("not a window record"), "{reason}");
-                }
-                other => panic!("expected CorruptEntry, got {other:?}"),
+    fn records_whose_amount_is_out_of_range_are_corrupt() {
+        let mut bad = record(&entry("12.50"));
+        bad[DATE_BYTES..ID_AT].copy_from_slice(&[0xff; AMOUNT_BYTES]);
+        match decode_record("txwatch:window:{u}", &bad) {
+            Err(CacheError::CorruptEntry { key, reason }) => {
+                assert_eq!(key, "txwatch:window:{u}");
+                assert!(reason.contains(&hex(&bad)), "{reason}");
             }
+            other => panic!("expected CorruptEntry, got {other:?}"),
         }
     }
 }

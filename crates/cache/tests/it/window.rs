@@ -47,21 +47,27 @@ async fn command<T: redis::FromRedisValue>(redis: &TestRedis, cmd: &redis::Cmd) 
         .expect("command")
 }
 
-const HEADER: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+/// A valid window starts with a header of 33 `0xff` bytes.
+const HEADER: [u8; 33] = [0xff; 33];
 
-/// The window's records, as Redis holds them.
+/// The window's records as hex, as Redis holds them.
 async fn raw_window(redis: &TestRedis, user: UserId) -> Vec<String> {
-    let packed: Option<String> =
+    let packed: Option<Vec<u8>> =
         command(redis, redis::cmd("GET").arg(redis.keys().window(user))).await;
     let packed = packed.unwrap_or_default();
-    // A valid window starts with a header of 70 `f`s.
-    let Some(records) = packed.strip_prefix(HEADER) else {
+    let Some(records) = packed.strip_prefix(&HEADER[..]) else {
         return Vec::new();
     };
     records
-        .as_bytes()
-        .chunks(70)
-        .map(|record| String::from_utf8(record.to_vec()).expect("text"))
+        .chunks(33)
+        .map(|record| record.iter().map(|b| format!("{b:02x}")).collect())
+        .collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
         .collect()
 }
 
@@ -111,7 +117,8 @@ async fn each_transaction_is_stored_as_its_microseconds_its_cents_and_its_id() {
         .expect("replace");
     assert_eq!(
         raw_window(&redis, user).await,
-        ["1172596960012345610000000000000002716201912c3a7b4e7c1d8e2f3a4b5c6d7e8f"]
+        // Date, amount and id, big-endian, sign bits flipped.
+        ["800621c29ce89240800000000000006a1a01912c3a7b4e7c1d8e2f3a4b5c6d7e8f"]
     );
 }
 
@@ -226,34 +233,33 @@ async fn an_entry_this_store_did_not_write_is_reported_as_corrupt() {
     let windows = store(&redis, 20);
     let user = new_user();
     let key = redis.keys().window(user);
-    // A good record, then one that is not: the right width, wrong content.
-    let good = "1172596960012345610000000000000000125001912c3a7b4e7c1d8e2f3a4b5c6d7e8f";
-    let bad = format!("{:x<70}", "twelve");
-    command::<()>(
-        &redis,
-        redis::cmd("SET")
-            .arg(&key)
-            .arg(format!("{HEADER}{good}{bad}")),
-    )
-    .await;
+    // A good record, then one whose amount is out of range.
+    let good = unhex("800621c29ce89240800000000000004e2001912c3a7b4e7c1d8e2f3a4b5c6d7e8f");
+    let bad_hex = "800621c29ce89240ffffffffffffffffff01912c3a7b4e7c1d8e2f3a4b5c6d7e8f";
+    let mut value = HEADER.to_vec();
+    value.extend_from_slice(&good);
+    value.extend_from_slice(&unhex(bad_hex));
+    command::<()>(&redis, redis::cmd("SET").arg(&key).arg(value)).await;
     match within(windows.read(user)).await {
         Err(CacheError::CorruptEntry { key: at, reason }) => {
             assert_eq!(at, key);
-            assert!(reason.contains("twelve"), "{reason}");
+            assert!(reason.contains(bad_hex), "{reason}");
         }
         other => panic!("expected CorruptEntry, got {other:?}"),
     }
     match within(windows.step(&plain(user, entry(3, "1.00")))).await {
         Err(CacheError::CorruptEntry { key: at, reason }) => {
             assert_eq!(at, key);
-            assert!(reason.contains("twelve"), "{reason}");
+            assert!(reason.contains(bad_hex), "{reason}");
         }
         other => panic!("expected CorruptEntry, got {other:?}"),
     }
     // Not a whole number of records.
     command::<()>(
         &redis,
-        redis::cmd("SET").arg(&key).arg(format!("{HEADER}12.50")),
+        redis::cmd("SET")
+            .arg(&key)
+            .arg([&HEADER[..], b"12.50"].concat()),
     )
     .await;
     assert!(matches!(
