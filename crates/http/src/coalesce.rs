@@ -100,12 +100,14 @@ async fn process(pipeline: &Pipeline, batch: Vec<Job>) {
         .into_iter()
         .map(|job| (job.transaction, job.reply))
         .unzip();
-    match pipeline.ingest(transactions).await {
-        Ok(outcomes) => {
+    match pipeline.ingest_unpublished(transactions).await {
+        Ok((outcomes, publication)) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // The request may have gone away; its transaction is stored.
                 let _ = reply.send(Ok(outcome));
             }
+            // Answers first: they wait for the store, not for the stream.
+            pipeline.publish(publication).await;
         }
         Err(error) => {
             if !matches!(error, ApiError::Unavailable { .. }) {

@@ -41,7 +41,7 @@ pub use config::HttpConfig;
 pub use cursor::{CursorCodec, CursorError};
 pub use error::ApiError;
 pub use hub::{EventHub, Live, Notice, UserSubscription, run_relay};
-pub use pipeline::{NewTransaction, Outcome, Pipeline};
+pub use pipeline::{NewTransaction, Outcome, Pipeline, Publication};
 pub use routes::{configure, cors, not_found};
 pub use simulation::{SimulationSettings, Simulations, WatchGuard, run_simulations};
 pub use state::AppState;

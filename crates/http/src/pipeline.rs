@@ -69,6 +69,14 @@ pub enum Outcome {
     InProgress(TransactionId),
 }
 
+/// Stored transactions still to be put on the event stream; see
+/// [`Pipeline::ingest_unpublished`].
+#[derive(Debug, Default)]
+#[must_use = "stored transactions reach live streams only when published"]
+pub struct Publication {
+    created: Vec<Transaction>,
+}
+
 /// The pipeline's handles; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -121,6 +129,23 @@ impl Pipeline {
     /// [`ApiError::Unavailable`] when Redis or Postgres cannot be reached:
     /// then nothing of this call is stored.
     pub async fn ingest(&self, items: Vec<NewTransaction>) -> Result<Vec<Outcome>, ApiError> {
+        let (outcomes, publication) = self.ingest_unpublished(items).await?;
+        self.publish(publication).await;
+        Ok(outcomes)
+    }
+
+    /// Like [`ingest`](Self::ingest) up to the last step: the stored
+    /// transactions are handed back as a [`Publication`] for the caller to
+    /// [`publish`](Self::publish) once it has answered, so a client's answer
+    /// does not wait for the event stream. Everything in it is stored
+    /// already.
+    ///
+    /// # Errors
+    /// As [`ingest`](Self::ingest).
+    pub async fn ingest_unpublished(
+        &self,
+        items: Vec<NewTransaction>,
+    ) -> Result<(Vec<Outcome>, Publication), ApiError> {
         let count = items.len();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
         // An id repeated within the call is answered like its first use.
@@ -206,12 +231,12 @@ impl Pipeline {
             }
         };
         let stored: HashSet<TransactionId> = stored.into_iter().collect();
-        let mut created: Vec<&Transaction> = Vec::with_capacity(stored.len());
+        let mut created: Vec<Transaction> = Vec::with_capacity(stored.len());
         let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
         for (index, transaction) in &scored {
             if stored.contains(&transaction.id) {
                 outcomes[*index] = Some(Outcome::Created(transaction.clone()));
-                created.push(transaction);
+                created.push(transaction.clone());
             } else {
                 // Its id was stored meanwhile (by a concurrent request) and
                 // had left the window, so the step could not tell: take the
@@ -232,8 +257,6 @@ impl Pipeline {
             self.forget_windows(not_stored.iter().map(|(user_id, _)| *user_id))
                 .await;
         }
-        self.publish(&created).await;
-
         for (index, outcome) in self.resolve_in_flight(&in_window).await? {
             outcomes[index] = Some(outcome);
         }
@@ -243,12 +266,13 @@ impl Pipeline {
                 in_progress @ Outcome::InProgress(_) => in_progress,
             });
         }
-        outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|outcome| {
                 outcome.ok_or_else(|| ApiError::Internal("an item was left without outcome".into()))
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((outcomes, Publication { created }))
     }
 
     /// Runs every window step, rebuilding from Postgres the windows Redis
@@ -372,7 +396,8 @@ impl Pipeline {
 
     /// Puts stored transactions on the event stream. A failure here loses
     /// live events, never data: the rows are stored and acknowledged.
-    async fn publish(&self, created: &[&Transaction]) {
+    pub async fn publish(&self, publication: Publication) {
+        let created = publication.created;
         if created.is_empty() {
             return;
         }
