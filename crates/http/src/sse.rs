@@ -49,6 +49,7 @@ pub(crate) async fn user_stream(
         .parse()
         .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
     let resume = last_event_id(&request)?;
+    let start = start_position(&state.events, resume).await;
     let watch = state.simulations.watch(user_id);
     let source = Source::User(state.hub.subscribe_user(user_id));
     let filter = Filter {
@@ -58,7 +59,7 @@ pub(crate) async fn user_stream(
     Ok(respond(Feed::new(
         source,
         filter,
-        resume,
+        start,
         state.events.clone(),
         Some(watch),
     )))
@@ -99,6 +100,7 @@ pub(crate) async fn all_stream(
         }
     };
     let resume = last_event_id(&request)?;
+    let start = start_position(&state.events, resume).await;
     let source = match user_id {
         Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
         None => Source::All(state.hub.subscribe_all()),
@@ -110,7 +112,7 @@ pub(crate) async fn all_stream(
     Ok(respond(Feed::new(
         source,
         filter,
-        resume,
+        start,
         state.events.clone(),
         None,
     )))
@@ -127,6 +129,32 @@ fn respond(feed: Feed) -> impl Responder {
         .customize()
         // Tells nginx-style proxies not to buffer the stream.
         .insert_header(("X-Accel-Buffering", HeaderValue::from_static("no")))
+}
+
+/// Where a new stream starts in the event stream: after `Last-Event-ID`
+/// when the client sent one, else after the newest event now. Knowing it
+/// from the start lets a stream that falls behind before its first event
+/// catch up from Redis like any other. Without Redis the stream starts live
+/// and learns its position from the first event.
+async fn start_position(log: &EventLog, resume: Option<EventId>) -> Start {
+    match resume {
+        Some(id) => Start::Resume(id),
+        None => match log.last_id().await {
+            Ok(last) => Start::After(last.unwrap_or(EventId::ZERO)),
+            Err(_) => Start::Live,
+        },
+    }
+}
+
+/// See [`start_position`].
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// After the client's `Last-Event-ID`: replay what it missed.
+    Resume(EventId),
+    /// After the newest event when the client connected.
+    After(EventId),
+    /// Redis could not say: from the next live event.
+    Live,
 }
 
 fn last_event_id(request: &HttpRequest) -> Result<Option<EventId>, ApiError> {
@@ -198,18 +226,25 @@ impl Feed {
     fn new(
         source: Source,
         filter: Filter,
-        resume: Option<EventId>,
+        start: Start,
         log: EventLog,
         watch: Option<WatchGuard>,
     ) -> Feed {
+        let (position, check_expiry) = match start {
+            Start::Resume(id) => (Some(id), true),
+            Start::After(id) => (Some(id), false),
+            Start::Live => (None, false),
+        };
         Feed {
             source,
             filter,
             log,
-            position: resume,
-            replay_after: resume,
+            position,
+            // Read from Redis whatever came between that position and the
+            // subscription; live events at or before it are then skipped.
+            replay_after: position,
             backlog: VecDeque::new(),
-            check_expiry: resume.is_some(),
+            check_expiry,
             greeted: false,
             _watch: watch,
         }
