@@ -188,7 +188,9 @@ impl Pipeline {
         }
 
         let steps = self.step_all(&pending).await?;
-        let mut scored: Vec<(usize, Transaction)> = Vec::with_capacity(pending.len());
+        // Scored transactions, and where each sits in the caller's list.
+        let mut rows: Vec<Transaction> = Vec::with_capacity(pending.len());
+        let mut row_index: Vec<usize> = Vec::with_capacity(pending.len());
         let mut in_window: Vec<(usize, TransactionId)> = Vec::new();
         for (p, step) in pending.into_iter().zip(steps) {
             match step {
@@ -198,18 +200,16 @@ impl Pipeline {
                         .state_from_history(previous.iter().map(Amount::to_f64));
                     let verdict = self.detector.score(&state, p.transaction.amount.to_f64());
                     let t = p.transaction;
-                    scored.push((
-                        p.index,
-                        Transaction {
-                            id: p.id,
-                            user_id: t.user_id,
-                            amount: t.amount,
-                            currency: t.currency,
-                            txn_date: t.txn_date,
-                            status: t.status,
-                            verdict,
-                        },
-                    ));
+                    row_index.push(p.index);
+                    rows.push(Transaction {
+                        id: p.id,
+                        user_id: t.user_id,
+                        amount: t.amount,
+                        currency: t.currency,
+                        txn_date: t.txn_date,
+                        status: t.status,
+                        verdict,
+                    });
                 }
                 // The id is in the window: stored already, or being stored by
                 // a request running now.
@@ -222,7 +222,6 @@ impl Pipeline {
             }
         }
 
-        let rows: Vec<Transaction> = scored.iter().map(|(_, t)| t.clone()).collect();
         let stored = match self.transactions.insert_many(&rows).await {
             Ok(stored) => stored,
             Err(error) => {
@@ -233,10 +232,10 @@ impl Pipeline {
         let stored: HashSet<TransactionId> = stored.into_iter().collect();
         let mut created: Vec<Transaction> = Vec::with_capacity(stored.len());
         let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
-        for (index, transaction) in &scored {
+        for (index, transaction) in row_index.into_iter().zip(rows) {
             if stored.contains(&transaction.id) {
-                outcomes[*index] = Some(Outcome::Created(transaction.clone()));
-                created.push(transaction.clone());
+                outcomes[index] = Some(Outcome::Created(transaction.clone()));
+                created.push(transaction);
             } else {
                 // Its id was stored meanwhile (by a concurrent request) and
                 // had left the window, so the step could not tell: take the
@@ -249,7 +248,7 @@ impl Pipeline {
                         amount: transaction.amount,
                     },
                 ));
-                in_window.push((*index, transaction.id));
+                in_window.push((index, transaction.id));
             }
         }
         if let Err(error) = self.windows.withdraw(&not_stored).await {

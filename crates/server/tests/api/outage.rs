@@ -3,12 +3,15 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, within};
+use crate::helpers::{TestApp, spawn_app_with, within};
 use crate::proxy::CuttableProxy;
 use crate::sse_client::open;
 
-#[tokio::test]
-async fn an_unreachable_database_answers_503_and_the_server_recovers_by_itself() {
+/// An app whose Postgres is reached through a proxy the test can cut, with
+/// short timeouts so an outage shows at once; `adjust` changes the rest.
+async fn app_behind_a_cuttable_database(
+    adjust: impl FnOnce(&mut txwatch_server::Settings),
+) -> (TestApp, CuttableProxy) {
     let proxy = CuttableProxy::start("127.0.0.1:5432".into()).await;
     let proxy_port = proxy.port();
     let app = spawn_app_with(|settings| {
@@ -18,8 +21,15 @@ async fn an_unreachable_database_answers_503_and_the_server_recovers_by_itself()
             .replace(":5432/", &format!(":{proxy_port}/"));
         settings.database.connect_timeout_ms = 500;
         settings.database.acquire_timeout_ms = 500;
+        adjust(settings);
     })
     .await;
+    (app, proxy)
+}
+
+#[tokio::test]
+async fn an_unreachable_database_answers_503_and_the_server_recovers_by_itself() {
+    let (app, proxy) = app_behind_a_cuttable_database(|_| {}).await;
     assert_eq!(app.users().await.status, StatusCode::OK);
 
     proxy.cut();
@@ -60,18 +70,8 @@ async fn an_unreachable_database_answers_503_and_the_server_recovers_by_itself()
 /// stored, `event: error` on the stream, and both carry on by themselves.
 #[tokio::test]
 async fn without_postgres_ingest_answers_503_streams_say_so_and_both_recover() {
-    let proxy = CuttableProxy::start("127.0.0.1:5432".into()).await;
-    let proxy_port = proxy.port();
-    let app = spawn_app_with(|settings| {
-        settings.database.url = settings
-            .database
-            .url
-            .replace(":5432/", &format!(":{proxy_port}/"));
-        settings.database.connect_timeout_ms = 500;
-        settings.database.acquire_timeout_ms = 500;
-        settings.simulator.interval_ms = 300;
-    })
-    .await;
+    let (app, proxy) =
+        app_behind_a_cuttable_database(|settings| settings.simulator.interval_ms = 300).await;
     let user = uuid::Uuid::new_v4().to_string();
     let mut stream = open(&format!("{}/sse/transactions/{user}", app.address), None).await;
     stream
