@@ -6,7 +6,7 @@
 //! with [`ping`] for readiness checks; [`Keys`], the one place Redis keys are
 //! built (`<prefix><kind>:{<user_id>}`, hash-tagged so a Redis Cluster keeps
 //! a user's keys in one slot); [`WindowStore`], which keeps each user's
-//! latest transactions as a sorted set in the order of the database's
+//! latest transactions as one packed binary string in the order of the database's
 //! history index and puts new ones through it atomically, one [`Step`] per
 //! [`StepRequest`], many to a round trip; [`Leases`], which decide which
 //! server process simulates a user; and [`EventLog`], a Redis Stream of

@@ -11,6 +11,13 @@ pub struct HttpConfig {
     /// Origins allowed to call the read routes from a browser; `"*"` allows
     /// any origin (the old service's behaviour). Empty disables CORS.
     pub cors_allowed_origins: Vec<String>,
+    /// Origins whose pages may call the write routes (`POST
+    /// /transactions...`); `"*"` allows any. Empty (the default) allows
+    /// none: a write carrying another site's `Origin` header answers 403.
+    /// Same-origin pages (the dashboard) and clients that send no `Origin`
+    /// (curl, servers) are not affected.
+    #[serde(default)]
+    pub cors_write_origins: Vec<String>,
     /// Key that signs pagination cursors so a tampered or foreign cursor is
     /// rejected. Every process behind one load balancer needs the same key.
     pub cursor_secret: String,
@@ -24,18 +31,39 @@ pub struct HttpConfig {
     /// memory for fewer catch-up reads; it never loses events.
     #[serde(default = "default_stream_buffer")]
     pub stream_buffer: usize,
+    /// Most SSE streams one process holds; one more answers 503
+    /// `too_many_streams`. Each stream holds a socket: keep the open-file
+    /// limit (`ulimit -n`) above this.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: usize,
+    /// Milliseconds a non-streaming request may take before it answers 503
+    /// `timeout`; 0 disables the limit.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
 }
 
 fn default_stream_buffer() -> usize {
     4096
 }
 
+fn default_max_streams() -> usize {
+    16_384
+}
+
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
             .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("cors_write_origins", &self.cors_write_origins)
             .field("cursor_secret", &"***")
             .field("api_key", &if self.api_key.is_empty() { "" } else { "***" })
+            .field("stream_buffer", &self.stream_buffer)
+            .field("max_streams", &self.max_streams)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }
 }

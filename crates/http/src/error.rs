@@ -74,8 +74,11 @@ pub enum ApiError {
     #[error("no route matches this path")]
     NotFound,
     /// The path exists but not for this method.
-    #[error("method not allowed on this path")]
-    MethodNotAllowed,
+    #[error("method not allowed on this path; it takes {allow}")]
+    MethodNotAllowed {
+        /// The methods it takes, as sent in `Allow`.
+        allow: &'static str,
+    },
     /// A dependency is down; retrying later may succeed.
     #[error("{service} is unavailable; retry shortly")]
     Unavailable {
@@ -85,6 +88,24 @@ pub enum ApiError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A non-streaming request ran past the configured time limit. What it
+    /// was doing may still complete: posting the same id again is safe.
+    #[error("the request took longer than {} ms; retry shortly (re-posting a transaction with its id is safe)", .0.as_millis())]
+    Timeout(std::time::Duration),
+    /// This process holds as many SSE streams as it is configured to.
+    #[error(
+        "this server holds its maximum of {limit} live streams; retry shortly or use another server"
+    )]
+    TooManyStreams {
+        /// The configured maximum.
+        limit: usize,
+    },
+    /// A write from a browser page on an origin the write routes do not
+    /// accept.
+    #[error(
+        "writes from origin `{0}` are not allowed; configure http.cors_write_origins to allow it"
+    )]
+    OriginNotAllowed(String),
     /// A failure on our side; the details are logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -107,9 +128,24 @@ impl ApiError {
             ApiError::InProgress(_) => "in_progress",
             ApiError::InvalidEventId(_) => "invalid_event_id",
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Which dependency could not be reached (`postgres` or `redis`), for
+    /// metrics; `None` for every other error.
+    pub fn dependency(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unavailable { service: REDIS, .. } => Some("redis"),
+            ApiError::Unavailable {
+                service: DATABASE, ..
+            } => Some("postgres"),
+            _ => None,
         }
     }
 
@@ -130,11 +166,16 @@ impl ApiError {
     }
 }
 
+/// How [`ApiError::Unavailable`] names Redis.
+const REDIS: &str = "redis";
+/// How [`ApiError::Unavailable`] names Postgres.
+const DATABASE: &str = "the database";
+
 impl From<txwatch_cache::CacheError> for ApiError {
     fn from(error: txwatch_cache::CacheError) -> ApiError {
         if error.is_unavailable() {
             ApiError::Unavailable {
-                service: "redis",
+                service: REDIS,
                 source: Box::new(error),
             }
         } else {
@@ -147,7 +188,7 @@ impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
         if error.is_unavailable() {
             ApiError::Unavailable {
-                service: "the database",
+                service: DATABASE,
                 source: Box::new(error),
             }
         } else {
@@ -178,8 +219,11 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::InProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable { .. }
+            | ApiError::Timeout(_)
+            | ApiError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -190,8 +234,17 @@ impl ResponseError for ApiError {
             tracing::error!(error = %error_chain(self), code = self.code(), "request failed");
         }
         let mut response = HttpResponse::build(status);
-        if matches!(self, ApiError::Unavailable { .. } | ApiError::InProgress(_)) {
+        if matches!(
+            self,
+            ApiError::Unavailable { .. }
+                | ApiError::InProgress(_)
+                | ApiError::Timeout(_)
+                | ApiError::TooManyStreams { .. }
+        ) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
         response.json(ErrorBody {
             error: self.code(),
@@ -200,8 +253,8 @@ impl ResponseError for ApiError {
     }
 }
 
-/// `error: cause: cause ...`, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// `error: cause: cause ...`, for logs and readiness reports.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

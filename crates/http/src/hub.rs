@@ -16,6 +16,8 @@ use tokio::sync::broadcast;
 use txwatch_cache::{Event, EventId, EventLog};
 use txwatch_domain::UserId;
 
+use crate::metrics::Metrics;
+
 /// Most events one relay read takes at once.
 const RELAY_BATCH: usize = 1000;
 /// How long one blocking read waits before it asks again.
@@ -49,6 +51,7 @@ struct HubInner {
     users: Mutex<HashMap<UserId, broadcast::Sender<Live>>>,
     all: broadcast::Sender<Live>,
     user_capacity: usize,
+    metrics: Metrics,
 }
 
 /// Most events a user's channel buffers. A user's events are few (one per
@@ -70,7 +73,8 @@ impl EventHub {
     /// A hub whose all-users channel holds up to `capacity` events (at
     /// least one) per subscriber before it counts as fallen behind; a user's
     /// channel holds up to 64 of them, or `capacity` if that is smaller.
-    pub fn new(capacity: usize) -> EventHub {
+    /// What the hub and its subscribers do is recorded in `metrics`.
+    pub fn new(capacity: usize, metrics: Metrics) -> EventHub {
         let capacity = capacity.max(1);
         let (all, _) = broadcast::channel(capacity);
         EventHub {
@@ -78,8 +82,14 @@ impl EventHub {
                 users: Mutex::new(HashMap::new()),
                 all,
                 user_capacity: capacity.min(USER_CHANNEL_CAPACITY),
+                metrics,
             }),
         }
+    }
+
+    /// Where the hub and its subscribers record what they do.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Subscribes to one user's events.
@@ -213,6 +223,7 @@ pub async fn run_relay(hub: EventHub, log: EventLog) {
             }
             Err(error) => {
                 if !down {
+                    hub.metrics().dependency_error("redis");
                     tracing::warn!(%error, "event stream unreachable; live events paused");
                     hub.notify_all(Notice {
                         code: "service_unavailable",

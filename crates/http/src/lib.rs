@@ -18,6 +18,12 @@
 //! process shares; [`Simulations`] counts the viewers of each user's live
 //! simulation, which [`run_simulations`] drives.
 //!
+//! Operations: [`observe`] gives every request an id, a log line and its
+//! metrics ([`Metrics`], served at `/metrics`); `/ready` checks Postgres and
+//! Redis; non-streaming routes answer 503 `timeout` past their time limit
+//! ([`time_limit`]); [`StreamSlots`] caps the open SSE streams; and
+//! cancelling [`AppState::shutdown`] ends every stream and simulation.
+//!
 //! Depends on `domain`, `storage`, `cache` and `simulator`. It must never
 //! read configuration files or environment variables, install a tracing
 //! subscriber, or spawn long-lived tasks: the `server` crate spawns
@@ -29,6 +35,8 @@ mod cursor;
 mod dto;
 mod error;
 mod hub;
+mod metrics;
+mod observe;
 mod pipeline;
 mod query;
 mod routes;
@@ -41,7 +49,10 @@ pub use config::HttpConfig;
 pub use cursor::{CursorCodec, CursorError};
 pub use error::ApiError;
 pub use hub::{EventHub, Live, Notice, UserSubscription, run_relay};
+pub use metrics::{Metrics, PoolUsage, Stage};
+pub use observe::{observe, time_limit};
 pub use pipeline::{NewTransaction, Outcome, Pipeline, Publication};
 pub use routes::{configure, cors, not_found};
 pub use simulation::{SimulationSettings, Simulations, WatchGuard, run_simulations};
+pub use sse::StreamSlots;
 pub use state::AppState;

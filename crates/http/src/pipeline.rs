@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use txwatch_cache::{EventLog, NewEvent, Step, StepRequest, WindowStore};
@@ -30,6 +30,7 @@ use txwatch_storage::TransactionRepository;
 
 use crate::dto::TransactionJson;
 use crate::error::ApiError;
+use crate::metrics::{Metrics, Stage};
 
 /// How often, and how long, to look for the stored row of an id that another
 /// request is storing at this moment.
@@ -84,6 +85,7 @@ pub struct Pipeline {
     windows: WindowStore,
     events: EventLog,
     detector: Arc<AnyDetector>,
+    metrics: Metrics,
 }
 
 /// One transaction on its way through.
@@ -96,19 +98,27 @@ struct Pending {
 
 impl Pipeline {
     /// A pipeline scoring with `detector` against windows of
-    /// `windows.capacity()` transactions.
+    /// `windows.capacity()` transactions, recording what it does in
+    /// `metrics`.
     pub fn new(
         transactions: TransactionRepository,
         windows: WindowStore,
         events: EventLog,
         detector: AnyDetector,
+        metrics: Metrics,
     ) -> Pipeline {
         Pipeline {
             transactions,
             windows,
             events,
             detector: Arc::new(detector),
+            metrics,
         }
+    }
+
+    /// Where this pipeline records what it does.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The event stream this pipeline publishes to.
@@ -175,7 +185,9 @@ impl Pipeline {
         }
 
         if !given.is_empty() {
+            let started = Instant::now();
             let stored = self.transactions.find_many(&given).await?;
+            self.metrics.observe_stage(Stage::Lookup, started.elapsed());
             let stored: HashMap<TransactionId, Transaction> =
                 stored.into_iter().map(|t| (t.id, t)).collect();
             pending.retain(|p| match stored.get(&p.id) {
@@ -187,7 +199,10 @@ impl Pipeline {
             });
         }
 
+        let started = Instant::now();
         let steps = self.step_all(&pending).await?;
+        self.metrics.observe_stage(Stage::Window, started.elapsed());
+        let started = Instant::now();
         // Scored transactions, and where each sits in the caller's list.
         let mut rows: Vec<Transaction> = Vec::with_capacity(pending.len());
         let mut row_index: Vec<usize> = Vec::with_capacity(pending.len());
@@ -222,8 +237,13 @@ impl Pipeline {
             }
         }
 
+        self.metrics.observe_stage(Stage::Score, started.elapsed());
+        let started = Instant::now();
         let stored = match self.transactions.insert_many(&rows).await {
-            Ok(stored) => stored,
+            Ok(stored) => {
+                self.metrics.observe_stage(Stage::Store, started.elapsed());
+                stored
+            }
             Err(error) => {
                 self.forget_windows(rows.iter().map(|t| t.user_id)).await;
                 return Err(error.into());
@@ -232,6 +252,11 @@ impl Pipeline {
         let stored: HashSet<TransactionId> = stored.into_iter().collect();
         let mut created: Vec<Transaction> = Vec::with_capacity(stored.len());
         let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
+        let anomalies = rows
+            .iter()
+            .filter(|t| stored.contains(&t.id) && t.verdict.is_anomaly())
+            .count();
+        self.metrics.scored(stored.len(), anomalies);
         for (index, transaction) in row_index.into_iter().zip(rows) {
             if stored.contains(&transaction.id) {
                 outcomes[index] = Some(Outcome::Created(transaction.clone()));
@@ -413,8 +438,18 @@ impl Pipeline {
                 data,
             })
             .collect();
-        if let Err(error) = self.events.append(&events).await {
-            tracing::warn!(%error, events = events.len(), "stored transactions could not be published");
+        let started = Instant::now();
+        match self.events.append(&events).await {
+            Ok(_) => {
+                self.metrics
+                    .observe_stage(Stage::Publish, started.elapsed());
+                self.metrics.published(events.len(), true);
+            }
+            Err(error) => {
+                tracing::warn!(%error, events = events.len(), "stored transactions could not be published");
+                self.metrics.published(events.len(), false);
+                self.metrics.dependency_error("redis");
+            }
         }
     }
 }

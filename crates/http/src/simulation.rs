@@ -16,6 +16,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use txwatch_cache::Leases;
 use txwatch_domain::UserId;
 use txwatch_simulator::{SimulatorConfig, UserSimulator};
@@ -128,13 +129,16 @@ struct Running {
 /// simulation task of a process. Each tick generates one transaction per due
 /// user whose lease this process holds and ingests them as one batch through
 /// the pipeline; failures are told to that user's viewers as `event: error`
-/// and the simulation carries on at the next tick.
+/// and the simulation carries on at the next tick. When `shutdown` is
+/// cancelled it finishes the tick under way, gives up its leases (so another
+/// process takes its users over at once) and returns.
 pub async fn run_simulations(
     simulations: Simulations,
     pipeline: Pipeline,
     leases: Leases,
     hub: EventHub,
     settings: SimulationSettings,
+    shutdown: CancellationToken,
 ) {
     let interval = settings.interval.max(Duration::from_millis(10));
     let mut running: HashMap<UserId, Running> = HashMap::new();
@@ -197,16 +201,29 @@ pub async fn run_simulations(
 
         let next_due = running.values().map(|r| r.next_due).min();
         let changed = simulations.inner.changed.notified();
-        match next_due {
-            Some(at) => {
-                tokio::select! {
-                    () = changed => {}
-                    () = tokio::time::sleep_until(at) => {}
-                }
+        let wait = async {
+            match next_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            None => changed.await,
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = changed => {}
+            () = wait => {}
         }
     }
+    let held: Vec<UserId> = running
+        .iter()
+        .filter(|(_, r)| r.held)
+        .map(|(user_id, _)| *user_id)
+        .collect();
+    if !held.is_empty()
+        && let Err(error) = leases.release(&held, &settings.holder).await
+    {
+        tracing::warn!(%error, "could not release simulation leases; they expire by themselves");
+    }
+    tracing::info!(users = held.len(), "simulations stopped");
 }
 
 /// One round for the due users: take or renew their leases, then generate
@@ -223,6 +240,7 @@ async fn tick(
         Ok(held) => held,
         Err(error) => {
             tracing::warn!(%error, users = due.len(), "simulation leases unavailable");
+            pipeline.metrics().dependency_error("redis");
             hub.notify_users(due, unavailable_notice(&ApiError::from(error)));
             return;
         }
@@ -253,6 +271,9 @@ async fn tick(
     }
     if let Err(error) = pipeline.ingest(items).await {
         tracing::warn!(%error, users = mine.len(), "simulated transactions not stored");
+        if let Some(dependency) = error.dependency() {
+            pipeline.metrics().dependency_error(dependency);
+        }
         hub.notify_users(&mine, unavailable_notice(&error));
     }
 }

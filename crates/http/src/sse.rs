@@ -11,9 +11,17 @@
 //! are skipped, so nothing arrives twice. A subscriber that falls behind the
 //! live channel catches up the same way. When the events after its position
 //! are no longer kept, it is told with `event: error` (`events_expired`).
+//!
+//! A process holds at most `http.max_streams` streams ([`StreamSlots`]); one
+//! more answers 503 `too_many_streams`. When the server shuts down, every
+//! stream sends `event: error` (`shutting_down`) and ends, so clients
+//! reconnect (to another process behind the load balancer) and resume by
+//! id.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
@@ -23,11 +31,13 @@ use actix_web_lab::sse::{self, Sse};
 use serde::Deserialize;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 use txwatch_cache::{Event, EventId, EventLog};
 use txwatch_domain::UserId;
 
 use crate::error::ApiError;
 use crate::hub::{Live, Notice, UserSubscription};
+use crate::metrics::Metrics;
 use crate::simulation::WatchGuard;
 use crate::state::AppState;
 
@@ -49,6 +59,7 @@ pub(crate) async fn user_stream(
         .parse()
         .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
     let resume = last_event_id(&request)?;
+    let slot = open_slot(&state, "user")?;
     let start = start_position(&state.events, resume).await;
     let watch = state.simulations.watch(user_id);
     let source = Source::User(state.hub.subscribe_user(user_id));
@@ -60,7 +71,8 @@ pub(crate) async fn user_stream(
         source,
         filter,
         start,
-        state.events.clone(),
+        &state,
+        slot,
         Some(watch),
     )))
 }
@@ -100,6 +112,7 @@ pub(crate) async fn all_stream(
         }
     };
     let resume = last_event_id(&request)?;
+    let slot = open_slot(&state, "all")?;
     let start = start_position(&state.events, resume).await;
     let source = match user_id {
         Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
@@ -110,12 +123,81 @@ pub(crate) async fn all_stream(
         anomalies_only,
     };
     Ok(respond(Feed::new(
-        source,
-        filter,
-        start,
-        state.events.clone(),
-        None,
+        source, filter, start, &state, slot, None,
     )))
+}
+
+/// A place for one more stream, or 503 when the process holds its maximum.
+fn open_slot(state: &AppState, kind: &'static str) -> Result<StreamSlot, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable {
+            service: "this server",
+            source: "it is shutting down".into(),
+        });
+    }
+    state.streams.open(kind, state.metrics()).ok_or_else(|| {
+        state.metrics().sse_rejected();
+        ApiError::TooManyStreams {
+            limit: state.streams.limit(),
+        }
+    })
+}
+
+/// Counts this process's open streams against a limit; cheap to clone.
+#[derive(Clone)]
+pub struct StreamSlots {
+    open: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl StreamSlots {
+    /// Room for `limit` streams.
+    pub fn new(limit: usize) -> StreamSlots {
+        StreamSlots {
+            open: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// The most streams allowed.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Streams open now.
+    pub fn open_now(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes a slot for a stream of `kind`, if one is free; it is given back
+    /// (and the gauge lowered) when the returned value is dropped.
+    fn open(&self, kind: &'static str, metrics: &Metrics) -> Option<StreamSlot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.limit).then_some(open + 1)
+            })
+            .ok()?;
+        metrics.sse_open(kind, 1);
+        Some(StreamSlot {
+            slots: self.clone(),
+            kind,
+            metrics: metrics.clone(),
+        })
+    }
+}
+
+/// One open stream's place; see [`StreamSlots`].
+struct StreamSlot {
+    slots: StreamSlots,
+    kind: &'static str,
+    metrics: Metrics,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.slots.open.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.sse_open(self.kind, -1);
+    }
 }
 
 fn respond(feed: Feed) -> impl Responder {
@@ -218,6 +300,13 @@ struct Feed {
     /// that the stream still keeps the events after its position.
     check_expiry: bool,
     greeted: bool,
+    /// Cancelled when the server shuts down.
+    shutdown: CancellationToken,
+    /// Set once the stream has said goodbye; the next poll ends it.
+    finished: bool,
+    metrics: Metrics,
+    /// Holds this stream's place in the process's limit.
+    _slot: StreamSlot,
     /// Keeps the user's simulation running while the client is connected.
     _watch: Option<WatchGuard>,
 }
@@ -227,7 +316,8 @@ impl Feed {
         source: Source,
         filter: Filter,
         start: Start,
-        log: EventLog,
+        state: &AppState,
+        slot: StreamSlot,
         watch: Option<WatchGuard>,
     ) -> Feed {
         let (position, check_expiry) = match start {
@@ -238,7 +328,7 @@ impl Feed {
         Feed {
             source,
             filter,
-            log,
+            log: state.events.clone(),
             position,
             // Read from Redis whatever came between that position and the
             // subscription; live events at or before it are then skipped.
@@ -246,29 +336,63 @@ impl Feed {
             backlog: VecDeque::new(),
             check_expiry,
             greeted: false,
+            shutdown: state.shutdown.clone(),
+            finished: false,
+            metrics: state.metrics().clone(),
+            _slot: slot,
             _watch: watch,
         }
     }
 
+    /// The next event to send, or `None` to end the stream.
     async fn next(&mut self) -> Option<sse::Event> {
+        if self.finished {
+            return None;
+        }
         if !self.greeted {
             self.greeted = true;
             // Gets the response headers out and tells proxies and clients
             // the stream is open.
             return Some(sse::Event::Comment("connected".into()));
         }
+        // Everything `next_event` awaits can be dropped half-way without
+        // losing anything: the position only moves once an event is in hand.
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                self.finished = true;
+                Some(self.notice(&Notice {
+                    code: "shutting_down",
+                    message: "this server is shutting down; reconnect (with Last-Event-ID) \
+                              to continue where this stream stopped"
+                        .to_owned(),
+                }))
+            }
+            event = self.next_event() => event,
+        }
+    }
+
+    /// An `event: error` notice, counted.
+    fn notice(&self, notice: &Notice) -> sse::Event {
+        self.metrics.sse_notice(notice.code);
+        error_event(notice)
+    }
+
+    async fn next_event(&mut self) -> Option<sse::Event> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
                 return Some(data(&event));
             }
             if let Some(after) = self.replay_after {
                 match self.replay_chunk(after).await {
-                    Ok(Some(notice)) => return Some(error_event(&notice)),
+                    Ok(Some(notice)) => return Some(self.notice(&notice)),
                     Ok(None) => continue,
                     Err(notice) => {
                         // Keep the position and try again after a pause.
+                        self.metrics.dependency_error("redis");
                         tokio::time::sleep(RETRY).await;
-                        return Some(error_event(&notice));
+                        return Some(self.notice(&notice));
                     }
                 }
             }
@@ -282,14 +406,16 @@ impl Feed {
                         return Some(data(&event));
                     }
                 }
-                Ok(Live::Notice(notice)) => return Some(error_event(&notice)),
+                Ok(Live::Notice(notice)) => return Some(self.notice(&notice)),
                 Err(RecvError::Lagged(missed)) => match self.position {
                     Some(position) => {
+                        self.metrics.sse_lagged(missed);
                         self.replay_after = Some(position);
                         self.check_expiry = true;
                     }
                     None => {
-                        return Some(error_event(&Notice {
+                        self.metrics.sse_lagged(missed);
+                        return Some(self.notice(&Notice {
                             code: "lagged",
                             message: format!(
                                 "{missed} events were missed before the first one arrived; \

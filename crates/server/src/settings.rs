@@ -184,6 +184,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("http.cors_allowed_origins")
+                    .with_list_parse_key("http.cors_write_origins")
                     .try_parsing(true)
                     .source(Some(environment)),
             )

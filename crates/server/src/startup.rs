@@ -1,14 +1,18 @@
-//! Building and running the HTTP server.
+//! Building and running the HTTP server, and stopping it gracefully.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 use txwatch_cache::{CacheError, EventLog, Keys, Leases, WindowStore};
-use txwatch_http::{AppState, IngestQueue, Pipeline, SimulationSettings};
+use txwatch_http::{AppState, IngestQueue, Metrics, Pipeline, SimulationSettings};
 use txwatch_storage::{StorageError, TransactionRepository};
 
 use crate::settings::{Settings, SettingsError, window_len};
@@ -17,11 +21,18 @@ use crate::settings::{Settings, SettingsError, window_len};
 const INGEST_WORKERS: usize = 8;
 
 /// A server bound to its port, ready to run, with its background tasks (the
-/// event relay and the simulation driver) started.
+/// event relay, the simulation driver and the ingest workers) started.
 pub struct Application {
     port: u16,
     server: Server,
-    background: Vec<JoinHandle<()>>,
+    /// Cancelled when shutdown starts: streams end, simulations stop.
+    shutdown: CancellationToken,
+    /// How long a shutdown may take in all.
+    grace: Duration,
+    relay: JoinHandle<()>,
+    simulations: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    migrations: Option<JoinHandle<()>>,
 }
 
 /// Why the server could not start.
@@ -56,15 +67,71 @@ pub async fn prepare_database(settings: &Settings) -> Result<(), StorageError> {
     txwatch_storage::migrate(&settings.database.url).await
 }
 
+/// Migrates the database at `url` once it can be reached, trying again
+/// every few seconds: a server that started while Postgres was down serves
+/// what does not need it meanwhile, and everything once this is done.
+async fn migrate_when_reachable(url: String) {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match prepare(&url).await {
+            Ok(()) => {
+                info!("database reachable and migrated");
+                return;
+            }
+            Err(error) if error.is_unavailable() => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                // Not an outage: retrying cannot help. Requests keep answering
+                // 503 and `/ready` says why.
+                tracing::error!(
+                    error = format!("{:#}", anyhow::Error::from(error)),
+                    "database cannot be migrated"
+                );
+                return;
+            }
+        }
+    }
+}
+
+async fn prepare(url: &str) -> Result<(), StorageError> {
+    txwatch_storage::ensure_database(url).await?;
+    txwatch_storage::migrate(url).await
+}
+
 impl Application {
     /// Migrates the database, builds the pools and binds the listener
-    /// (port 0 picks a free port; see [`port`](Application::port)).
+    /// (port 0 picks a free port; see [`port`](Application::port)). When
+    /// Postgres cannot be reached yet, the server starts anyway: routes that
+    /// need it answer 503 and `/ready` says so until a background task has
+    /// migrated it. Redis is never needed to start.
     ///
     /// # Errors
-    /// [`StartupError`] when the database cannot be prepared or the port
-    /// bound.
+    /// [`StartupError`] when the database refuses its migrations, a setting
+    /// is unusable, or the port cannot be bound.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        prepare_database(&settings).await?;
+        let connect_timeout = Duration::from_millis(settings.database.connect_timeout_ms.max(1));
+        let prepared =
+            match tokio::time::timeout(connect_timeout * 2, prepare_database(&settings)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StorageError::Unavailable(
+                    "no answer from the database".into(),
+                )),
+            };
+        let migrations = match prepared {
+            Ok(()) => None,
+            Err(error) if error.is_unavailable() => {
+                warn!(
+                    error = format!("{:#}", anyhow::Error::from(error)),
+                    "database unreachable; starting without it and migrating once it is back"
+                );
+                Some(tokio::spawn(migrate_when_reachable(
+                    settings.database.url.clone(),
+                )))
+            }
+            Err(error) => return Err(error.into()),
+        };
         let transactions =
             TransactionRepository::new(txwatch_storage::connect(&settings.database)?);
         let redis = txwatch_cache::connect(&settings.redis)?;
@@ -77,9 +144,22 @@ impl Application {
             Duration::from_secs(settings.redis.window_idle_ttl_secs),
         );
         let events = EventLog::new(redis.clone(), &keys, settings.redis.event_retention);
-        let pipeline = Pipeline::new(transactions.clone(), windows, events.clone(), detector);
+        let pipeline = Pipeline::new(
+            transactions.clone(),
+            windows,
+            events.clone(),
+            detector,
+            Metrics::new(),
+        );
         let (single, single_jobs) = IngestQueue::new();
-        let state = AppState::new(transactions, pipeline.clone(), single, &settings.http);
+        let state = AppState::new(
+            transactions,
+            pipeline.clone(),
+            single,
+            redis.clone(),
+            &settings.http,
+        );
+        let shutdown = state.shutdown.clone();
 
         let interval = Duration::from_millis(settings.simulator.interval_ms);
         // A holder that stops renewing loses its users after three missed
@@ -90,24 +170,25 @@ impl Application {
             simulator: settings.simulator.to_config()?,
             holder: uuid::Uuid::new_v4().to_string(),
         };
-        let mut background = vec![
-            tokio::spawn(txwatch_http::run_relay(state.hub.clone(), events)),
-            tokio::spawn(txwatch_http::run_simulations(
-                state.simulations.clone(),
-                pipeline.clone(),
-                leases,
-                state.hub.clone(),
-                simulation,
-            )),
-        ];
+        let relay = tokio::spawn(txwatch_http::run_relay(state.hub.clone(), events));
+        let simulations = tokio::spawn(txwatch_http::run_simulations(
+            state.simulations.clone(),
+            pipeline.clone(),
+            leases,
+            state.hub.clone(),
+            simulation,
+            shutdown.clone(),
+        ));
         // A few concurrent pipeline calls keep Redis and Postgres busy while
         // each gathers the single posts that arrived meanwhile.
-        for _ in 0..INGEST_WORKERS {
-            background.push(tokio::spawn(txwatch_http::run_ingest_worker(
-                single_jobs.clone(),
-                pipeline.clone(),
-            )));
-        }
+        let workers = (0..INGEST_WORKERS)
+            .map(|_| {
+                tokio::spawn(txwatch_http::run_ingest_worker(
+                    single_jobs.clone(),
+                    pipeline.clone(),
+                ))
+            })
+            .collect();
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -126,9 +207,12 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(txwatch_http::cors(&http_config))
+                .wrap(from_fn(txwatch_http::observe))
                 .configure(txwatch_http::configure(state.clone()))
                 .default_service(web::to(txwatch_http::not_found))
         })
+        // Signals are ours: see `run_until`.
+        .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .client_request_timeout(Duration::from_secs(10));
         if settings.server.workers > 0 {
@@ -145,7 +229,12 @@ impl Application {
         Ok(Application {
             port,
             server,
-            background,
+            shutdown,
+            grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
+            relay,
+            simulations,
+            workers,
+            migrations,
         })
     }
 
@@ -154,15 +243,97 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is told to stop (SIGINT or SIGTERM).
+    /// Serves until the process is told to stop (SIGINT or SIGTERM), then
+    /// shuts down gracefully; see [`run_until`](Application::run_until).
     ///
     /// # Errors
     /// An I/O error from the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let outcome = self.server.await;
-        for task in &self.background {
-            task.abort();
+        self.run_until(stop_signal()).await
+    }
+
+    /// Serves until `stop` completes, then shuts down within the configured
+    /// grace period (`server.shutdown_timeout_secs`):
+    /// 1. every SSE stream sends `event: error` `shutting_down` and ends, so
+    ///    clients reconnect elsewhere and resume by id, and the simulations
+    ///    stop after the tick under way, giving up their leases;
+    /// 2. the listener closes and in-flight requests finish;
+    /// 3. the ingest workers finish what was handed to them, publishing the
+    ///    events of what they stored.
+    ///
+    /// Nothing acknowledged is lost: a transaction is acknowledged only once
+    /// stored.
+    ///
+    /// # Errors
+    /// An I/O error from the server.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let outcome = tokio::select! {
+            outcome = &mut server => Some(outcome),
+            () = stop => None,
+        };
+        let stopping = Instant::now();
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => {
+                info!(grace_secs = self.grace.as_secs(), "shutting down");
+                self.shutdown.cancel();
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        self.shutdown.cancel();
+        // The server took at most the grace period; what it handed off gets
+        // the rest of it, and at least a second.
+        let until = (stopping + self.grace).max(Instant::now() + Duration::from_secs(1));
+        // The queue of single posts closes with the server's app state;
+        // each worker then finishes its batch and returns.
+        for worker in self.workers {
+            if tokio::time::timeout_at(until, worker).await.is_err() {
+                warn!("an ingest worker did not finish within the grace period");
+            }
         }
-        outcome
+        if tokio::time::timeout_at(until, self.simulations)
+            .await
+            .is_err()
+        {
+            warn!("simulations did not stop within the grace period");
+        }
+        self.relay.abort();
+        if let Some(migrations) = self.migrations {
+            migrations.abort();
+        }
+        info!("stopped");
+        outcome.map_err(std::io::Error::other)?
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => info!("interrupt received"),
+        () = terminate => info!("terminate received"),
     }
 }

@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// No connection could be had: the database is down, unreachable, or the
-    /// pool is exhausted. Worth retrying later.
+    /// pool is exhausted; or its schema is not there yet (a server that
+    /// started while the database was down migrates it once it is back).
+    /// Worth retrying later.
     #[error("database unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A row with the same primary key exists already.
@@ -57,7 +59,10 @@ impl From<tokio_postgres::Error> for StorageError {
             })
             || std::error::Error::source(&error)
                 .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
-        if lost_connection {
+        // The table is missing: the database came up after this process and
+        // has not been migrated yet. A wait, not a fault of the request.
+        let not_migrated = error.code() == Some(&SqlState::UNDEFINED_TABLE);
+        if lost_connection || not_migrated {
             StorageError::Unavailable(Box::new(error))
         } else {
             StorageError::Query(error)

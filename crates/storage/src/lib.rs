@@ -1,6 +1,7 @@
 //! PostgreSQL storage of scored transactions.
 //!
-//! Main types: [`StorageConfig`] and [`connect`] for the connection pool,
+//! Main types: [`StorageConfig`] and [`connect`] for the connection pool
+//! (with [`ping`] for readiness probes),
 //! [`migrate`] for the embedded, append-only migrations from `migrations/`,
 //! and [`TransactionRepository`] for everything the service reads and writes:
 //! one insert, bulk insert by binary `COPY` ([`BulkInsert`]), the keyset
@@ -24,5 +25,5 @@ pub mod testing;
 pub use config::StorageConfig;
 pub use error::StorageError;
 pub use migrate::{ensure_database, migrate};
-pub use pool::{PgPool, connect};
+pub use pool::{PgPool, connect, ping};
 pub use transactions::{BulkInsert, Page, PageQuery, Position, TransactionRepository};

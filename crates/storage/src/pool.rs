@@ -48,3 +48,17 @@ pub fn connect(config: &StorageConfig) -> Result<PgPool, StorageError> {
         .build()
         .map_err(|error| StorageError::Unavailable(Box::new(error)))
 }
+
+/// Checks that the database answers and holds our schema, for readiness
+/// probes: one cheap query that reads no rows.
+///
+/// # Errors
+/// [`StorageError::Unavailable`] when no connection can be had, or the
+/// `transactions` table does not exist yet (migrations pending).
+pub async fn ping(pool: &PgPool) -> Result<(), StorageError> {
+    let client = pool.get().await?;
+    client
+        .query("select 1 from transactions limit 0", &[])
+        .await?;
+    Ok(())
+}

@@ -53,6 +53,9 @@ impl FromRequest for WriteAccess {
                 "app state is not registered".into(),
             )));
         };
+        if let Some(origin) = foreign_origin(request, &state.write_origins) {
+            return ready(Err(ApiError::OriginNotAllowed(origin)));
+        }
         let Some(expected) = state.api_key_digest.as_deref() else {
             return ready(Ok(WriteAccess));
         };
@@ -76,6 +79,26 @@ impl FromRequest for WriteAccess {
             Err(ApiError::Unauthorized)
         })
     }
+}
+
+/// The request's `Origin` when a browser sent it from a page on another
+/// origin that may not write. CORS alone does not stop such a post: a
+/// "simple" cross-origin request (a form, or `text/plain` JSON) is sent
+/// without asking first, and this route reads JSON whatever its content
+/// type. Clients that send no `Origin` (curl, servers) are not browsers
+/// acting for a visitor, and pass.
+fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
+    let origin = request.headers().get("Origin")?;
+    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    let host = request.connection_info().host().to_owned();
+    let same_origin = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host));
+    let allowed = same_origin
+        || allowed
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(&origin));
+    (!allowed).then_some(origin)
 }
 
 /// `POST /transactions`: 201 with the scored transaction, or 200 with the
@@ -147,7 +170,13 @@ pub(super) async fn create_batch(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let mut outcomes = state.pipeline.ingest(valid).await?.into_iter();
+    // In a task of its own, so a client that goes away (or the time limit)
+    // cannot stop the pipeline half-way, between window step and store.
+    let pipeline = state.pipeline.clone();
+    let mut outcomes = tokio::spawn(async move { pipeline.ingest(valid).await })
+        .await
+        .map_err(|error| ApiError::Internal(Box::new(error)))??
+        .into_iter();
 
     let mut owned: Vec<Outcome> = Vec::with_capacity(parsed.len());
     let mut errors: Vec<Option<ApiError>> = Vec::with_capacity(parsed.len());

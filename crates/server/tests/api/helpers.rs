@@ -42,8 +42,13 @@ pub(crate) async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], adjusting the settings first (the database and Redis
 /// settings already point at the test's own database and key prefix).
 pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(TestDatabase::create().await, adjust).await
+}
+
+/// Like [`spawn_app_with`], on a database the test prepared (for example
+/// one not migrated yet).
+pub(crate) async fn spawn_app_on(db: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_logging();
-    let db = TestDatabase::create().await;
     let redis = TestRedis::create().await;
     let mut settings = Settings::load_from(Default::default()).expect("default settings");
     settings.server.host = "127.0.0.1".into();
@@ -98,6 +103,20 @@ impl TestApp {
 
     pub(crate) async fn get(&self, path_and_query: &str) -> Reply {
         self.request(Method::GET, path_and_query).await
+    }
+
+    /// A response whose body is not JSON: status, headers and text.
+    pub(crate) async fn get_text(
+        &self,
+        path: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let response = within(self.client.get(format!("{}{path}", self.address)).send())
+            .await
+            .expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = within(response.text()).await.expect("body read");
+        (status, headers, text)
     }
 
     pub(crate) async fn health(&self) -> Reply {

@@ -214,27 +214,33 @@ async fn a_restarted_empty_redis_costs_nothing_but_a_pause() {
 
 /// A `redis-server` on a free port, without persistence, that a test can
 /// stop and start again (empty).
-struct OwnRedis {
+pub(crate) struct OwnRedis {
     port: u16,
     child: Option<tokio::process::Child>,
 }
 
 impl OwnRedis {
-    async fn start() -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = OwnRedis { port, child: None };
+    pub(crate) async fn start() -> OwnRedis {
+        let mut redis = OwnRedis::reserve();
         redis.start_again().await;
         redis
     }
 
-    fn url(&self) -> String {
+    /// A free port for a Redis that is not started yet.
+    pub(crate) fn reserve() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        OwnRedis { port, child: None }
+    }
+
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn start_again(&mut self) {
+    /// Starts it (again, empty).
+    pub(crate) async fn start_again(&mut self) {
         let child = tokio::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -254,7 +260,7 @@ impl OwnRedis {
         .await;
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("redis stops");
         }

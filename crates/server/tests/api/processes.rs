@@ -2,13 +2,10 @@
 //! database and one Redis key prefix, as behind a load balancer.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use txwatch_cache::WindowStore;
 use txwatch_cache::testing::TestRedis;
 use txwatch_domain::UserId;
@@ -16,63 +13,8 @@ use txwatch_storage::TransactionRepository;
 use txwatch_storage::testing::TestDatabase;
 
 use crate::helpers::within;
+use crate::server_process::ServerProcess;
 use crate::sse_client::open;
-
-/// A `txwatch serve` child process; killed when dropped.
-struct ServerProcess {
-    address: String,
-    _child: Child,
-}
-
-impl ServerProcess {
-    async fn start(db: &TestDatabase, redis: &TestRedis) -> ServerProcess {
-        ServerProcess::start_with(db, redis, &[]).await
-    }
-
-    async fn start_with(
-        db: &TestDatabase,
-        redis: &TestRedis,
-        extra_env: &[(&str, &str)],
-    ) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_txwatch"))
-            .arg("serve")
-            .env_clear()
-            .envs(extra_env.iter().copied())
-            .env("DATABASE_URL", &db.config().url)
-            .env("REDIS_URL", &redis.config().url)
-            .env("APP_REDIS__KEY_PREFIX", &redis.config().key_prefix)
-            .env("PORT", "0")
-            .env("APP_SERVER__HOST", "127.0.0.1")
-            .env("APP_SERVER__WORKERS", "2")
-            .env("APP_LOG__FORMAT", "json")
-            .env("APP_LOG__FILTER", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the txwatch binary starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let port = within(async {
-            while let Some(line) = lines.next_line().await.expect("log readable") {
-                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if entry["message"] == "listening" {
-                    return entry["port"].as_u64().expect("a port");
-                }
-            }
-            panic!("the server exited before listening");
-        })
-        .await;
-        // Keep draining the log so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess {
-            address: format!("http://127.0.0.1:{port}"),
-            _child: child,
-        }
-    }
-}
 
 #[tokio::test]
 async fn two_processes_store_concurrent_posts_once_and_keep_the_window_exact() {

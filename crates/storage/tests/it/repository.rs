@@ -341,3 +341,24 @@ async fn insert_many_skips_stored_ids_and_says_which_it_stored() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_database_without_the_schema_is_not_ready_until_it_is_migrated() {
+    let db = TestDatabase::create_unmigrated().await;
+    match within(txwatch_storage::ping(db.pool())).await {
+        Err(StorageError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable before migrating, got {other:?}"),
+    }
+    // Queries meanwhile are a wait for the schema, not a query failure.
+    let repo = TransactionRepository::new(db.pool().clone());
+    match within(repo.users()).await {
+        Err(StorageError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable from a query, got {other:?}"),
+    }
+    within(txwatch_storage::migrate(&db.config().url))
+        .await
+        .expect("migration");
+    within(txwatch_storage::ping(db.pool()))
+        .await
+        .expect("ready once migrated");
+}

@@ -1,0 +1,30 @@
+use actix_web::HttpResponse;
+use actix_web::web::Data;
+
+use crate::metrics::PoolUsage;
+use crate::state::AppState;
+
+/// `GET /metrics`: the Prometheus text exposition of this process.
+pub(super) async fn metrics(state: Data<AppState>) -> HttpResponse {
+    let postgres = state.transactions.pool().status();
+    let redis = state.redis.status();
+    let pools = [
+        PoolUsage {
+            pool: "postgres",
+            open: postgres.size,
+            idle: postgres.available,
+            max: postgres.max_size,
+            waiting: postgres.waiting,
+        },
+        PoolUsage {
+            pool: "redis",
+            open: redis.size,
+            idle: redis.available,
+            max: redis.max_size,
+            waiting: redis.waiting,
+        },
+    ];
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics().render(&pools))
+}
