@@ -26,6 +26,7 @@
 mod coalesce;
 mod config;
 mod cursor;
+mod dashboard;
 mod dto;
 mod error;
 mod hub;

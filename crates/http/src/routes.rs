@@ -42,7 +42,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
                     .default_service(web::to(method_not_allowed)),
             )
             .service(read_route("/sse/transactions", sse::all_stream))
-            .service(read_route("/sse/transactions/{user_id}", sse::user_stream));
+            .service(read_route("/sse/transactions/{user_id}", sse::user_stream))
+            .configure(crate::dashboard::register);
     }
 }
 
