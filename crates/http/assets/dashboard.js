@@ -39,6 +39,7 @@
     chart: [], // {id, date, amount, baseline, threshold, anomaly, reason}, oldest first
     chartIds: new Set(),
     chartSeq: 0,
+    logScale: true,
     serverUp: null,
     readyMissing: false,
     history: { query: null, cursors: [], next: '', hasMore: false, seq: 0 },
@@ -302,10 +303,16 @@
     ]);
   }
 
-  function clearLive() {
-    state.pending = [];
-    $('live-rows').replaceChildren();
-    $('live-empty').hidden = false;
+  /** Drops the live rows (and pending events) outside the current scope. */
+  function narrowLive() {
+    const keep = (user, anomaly) =>
+      (!state.user || user === state.user) && (!state.anomaliesOnly || anomaly);
+    state.pending = state.pending.filter((t) =>
+      keep(String(t.user_id), !!(t.meta_data && t.meta_data.is_anomaly)));
+    for (const row of [...$('live-rows').children]) {
+      if (!keep(row.dataset.user, row.dataset.anomaly === 'true')) row.remove();
+    }
+    $('live-empty').hidden = $('live-rows').children.length > 0;
   }
 
   function updateRate() {
@@ -370,7 +377,7 @@
     $('live-scope').textContent = scope;
     $('chart-scope').textContent = user || 'pick a user';
     $('history-scope').textContent = user || 'pick a user';
-    clearLive();
+    narrowLive();
     openStream();
     loadChart();
     if (user) {
@@ -441,7 +448,33 @@
     return 10 * power;
   }
 
+  /** A linear axis from 0: the y of a value, and the values to label. */
+  function linearAxis(values, top, height) {
+    const maxY = niceCeiling(Math.max(0, ...values) * 1.05);
+    const ticks = [0, 1, 2, 3, 4].map((k) => (maxY * k) / 4);
+    return { y: (v) => top + height * (1 - v / maxY), ticks };
+  }
+
+  /**
+   * A logarithmic axis between powers of ten, so ordinary amounts, their
+   * mean and threshold stay apart next to a spike 100 times larger.
+   */
+  function logAxis(values, top, height) {
+    const positive = values.filter((v) => v > 0);
+    const low = Math.floor(Math.log10(positive.length ? Math.min(...positive) : 1));
+    let high = Math.ceil(Math.log10(positive.length ? Math.max(...positive) : 10));
+    if (high <= low) high = low + 1;
+    const ticks = [];
+    for (let power = low; power <= high; power += 1) ticks.push(10 ** power);
+    const y = (v) => {
+      const exponent = Math.log10(Math.max(v, 10 ** low));
+      return top + height * (1 - (exponent - low) / (high - low));
+    };
+    return { y, ticks };
+  }
+
   function compact(value) {
+    if (value > 0 && value < 1) return String(value);
     if (value >= 1e6) return `${shortNumber(value / 1e6)}M`;
     if (value >= 1e4) return `${shortNumber(value / 1e3)}k`;
     return groupDigits(String(Math.round(value)));
@@ -465,21 +498,21 @@
     const bottom = 28;
     const plotWidth = width - left - right;
     const plotHeight = height - top - bottom;
-    let highest = 0;
+    const values = [];
     for (const p of points) {
-      highest = Math.max(highest, p.amount, p.threshold || 0);
+      values.push(p.amount);
+      if (p.baseline !== null) values.push(p.baseline);
+      if (p.threshold !== null) values.push(p.threshold);
     }
-    const maxY = niceCeiling(highest * 1.05);
+    const { y, ticks } = state.logScale ? logAxis(values, top, plotHeight) : linearAxis(values, top, plotHeight);
     const x = (i) => left + (points.length === 1 ? plotWidth / 2 : (i * plotWidth) / (points.length - 1));
-    const y = (v) => top + plotHeight * (1 - v / maxY);
 
     const root = svg('svg', {
       viewBox: `0 0 ${width} ${height}`,
       class: 'chart-svg',
       'data-points': points.length,
     });
-    for (let k = 0; k <= 4; k += 1) {
-      const value = (maxY * k) / 4;
+    for (const value of ticks) {
       root.append(svg('line', { x1: left, x2: width - right, y1: y(value), y2: y(value), class: 'grid' }));
       root.append(svg('text', { x: left - 6, y: y(value) + 4, class: 'axis', 'text-anchor': 'end' }, compact(value)));
     }
@@ -609,7 +642,7 @@
       el('td', { text: `${money(t.amount)} ${t.currency || ''}`.trim(), cls: 'num' }),
       el('td', { text: String(t.status), cls: `status ${t.status === 'failed' ? 'failed' : ''}` }),
       el('td', { text: verdict.text, cls: 'reason' }),
-      el('td', { text: String(t.id).slice(0, 8), cls: 'id', title: String(t.id) }),
+      el('td', { text: '…' + String(t.id).slice(-12), cls: 'id', title: String(t.id) }),
     ]);
   }
 
@@ -675,10 +708,14 @@
     $('refresh-users').addEventListener('click', loadUsers);
     $('anomalies-only').addEventListener('change', (event) => {
       state.anomaliesOnly = event.target.checked;
-      clearLive();
+      narrowLive();
       openStream();
     });
     $('simulate').addEventListener('click', toggleSimulation);
+    $('chart-log').addEventListener('change', (event) => {
+      state.logScale = event.target.checked;
+      renderChart();
+    });
     $('live-rows').addEventListener('click', (event) => {
       const button = event.target.closest('button.user-link');
       if (button) selectUser(button.dataset.user);
