@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestApp, spawn_app, within};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, within};
 use crate::proxy::CuttableProxy;
 
 /// The longest wait for anything to show up in the page.
@@ -86,14 +86,9 @@ async fn the_dashboard_shows_live_anomalies_with_their_reason_and_pages_through_
     let port = app.address.rsplit(':').next().expect("a port");
     let proxy = CuttableProxy::start(format!("127.0.0.1:{port}")).await;
     let browser = Browser::start().await;
-    // Close the browser whatever happens, so no Chromium outlives the test.
-    let outcome = AssertUnwindSafe(exercise_dashboard(&app, &proxy, &browser.client))
-        .catch_unwind()
+    browser
+        .run(exercise_dashboard(&app, &proxy, &browser.client))
         .await;
-    browser.close().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn exercise_dashboard(app: &TestApp, proxy: &CuttableProxy, page: &Client) {
@@ -296,6 +291,165 @@ async fn exercise_dashboard(app: &TestApp, proxy: &CuttableProxy, page: &Client)
     .await;
 }
 
+#[tokio::test]
+async fn the_dashboard_filters_history_reports_bad_input_and_simulates_a_user() {
+    let app = spawn_app_with(|settings| settings.simulator.interval_ms = 200).await;
+    let user = uuid::Uuid::new_v4().to_string();
+    let start = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds")
+        - time::Duration::hours(1);
+    let mut posted = Vec::new(); // (id, date), oldest first
+    for i in 0..6_i64 {
+        let date = start + time::Duration::minutes(i);
+        let reply = app
+            .post(
+                "/transactions",
+                &json!({
+                    "user_id": user,
+                    "amount": format!("{}.00", 10 * (i + 1)),
+                    "txn_date": date.format(&Rfc3339).expect("a date"),
+                }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        posted.push((reply.body["id"].as_str().expect("an id").to_owned(), date));
+    }
+    let browser = Browser::start().await;
+    browser
+        .run(exercise_filters_and_simulation(
+            &app,
+            &user,
+            &posted,
+            &browser.client,
+        ))
+        .await;
+}
+
+async fn exercise_filters_and_simulation(
+    app: &TestApp,
+    user: &str,
+    posted: &[(String, OffsetDateTime)],
+    page: &Client,
+) {
+    within(page.goto(&format!("{}/", app.address)))
+        .await
+        .expect("the dashboard opens");
+    wait_for(
+        page,
+        "the user in the picker",
+        &format!("return !!document.querySelector('#user option[value=\"{user}\"]')"),
+    )
+    .await;
+    within(find(page, "#user").await.select_by_value(user))
+        .await
+        .expect("user picked");
+    let rows_script =
+        "return [...document.querySelectorAll('#history-rows tr')].map(r => r.dataset.id)";
+    wait_for(
+        page,
+        "the user's history",
+        "return document.querySelectorAll('#history-rows tr[data-id]').length === 6",
+    )
+    .await;
+
+    // Amounts 20.00 to 40.00: 40, 30, 20, newest first, on one page.
+    set_value(page, "#min-amount", "20").await;
+    set_value(page, "#max-amount", "40.00").await;
+    click(page, "#history-load").await;
+    wait_for(
+        page,
+        "three rows",
+        "return document.querySelectorAll('#history-rows tr[data-id]').length === 3",
+    )
+    .await;
+    let want: Vec<String> = posted[1..4]
+        .iter()
+        .rev()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(strings(&run(page, rows_script).await), want);
+    assert_eq!(
+        run(
+            page,
+            "return document.getElementById('history-next').disabled"
+        )
+        .await,
+        true
+    );
+
+    // From the fifth transaction's time on (the picker is in local time).
+    set_value(page, "#min-amount", "").await;
+    set_value(page, "#max-amount", "").await;
+    let from = posted[4].1.format(&Rfc3339).expect("a date");
+    run(
+        page,
+        &format!(
+            "const d = new Date('{from}'); const p = n => String(n).padStart(2, '0'); \
+             document.getElementById('from-date').value = \
+               `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T` + \
+               `${{p(d.getHours())}}:${{p(d.getMinutes())}}:${{p(d.getSeconds())}}`; return 1"
+        ),
+    )
+    .await;
+    click(page, "#history-load").await;
+    wait_for(
+        page,
+        "two rows",
+        "return document.querySelectorAll('#history-rows tr[data-id]').length === 2",
+    )
+    .await;
+    let want: Vec<String> = posted[4..].iter().rev().map(|(id, _)| id.clone()).collect();
+    assert_eq!(strings(&run(page, rows_script).await), want);
+
+    // A bad amount: the API's message is shown, not a blank table.
+    set_value(page, "#min-amount", "lots").await;
+    click(page, "#history-load").await;
+    let message = wait_for(
+        page,
+        "the error message",
+        "const e = document.getElementById('history-empty'); \
+         return !e.hidden && e.textContent.includes('min_amount') && e.textContent",
+    )
+    .await;
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.starts_with("Could not load: ")),
+        "{message}"
+    );
+
+    // Simulating the user: its transactions stream in until stopped.
+    click(page, "#simulate").await;
+    wait_for(
+        page,
+        "simulated transactions",
+        &format!(
+            "return document.querySelectorAll('#live-rows tr[data-user=\"{user}\"]').length >= 3"
+        ),
+    )
+    .await;
+    click(page, "#simulate").await;
+    assert_eq!(
+        run(
+            page,
+            "return document.getElementById('simulate').textContent"
+        )
+        .await,
+        "Simulate user"
+    );
+    assert!(app.count_of(user).await >= 9);
+}
+
+/// Replaces the text of the input at `selector`.
+async fn set_value(page: &Client, selector: &str, text: &str) {
+    let input = find(page, selector).await;
+    within(input.clear()).await.expect("input cleared");
+    if !text.is_empty() {
+        within(input.send_keys(text)).await.expect("text typed");
+    }
+}
+
 /// Waits until history page `number` shows five rows; their ids.
 async fn history_page(page: &Client, number: usize) -> Vec<String> {
     wait_for(
@@ -433,10 +587,14 @@ impl Browser {
         }
     }
 
-    async fn close(self) {
-        // Ends the session, which stops Chromium; chromedriver is killed
-        // when dropped.
-        let _ = tokio::time::timeout(WAIT, self.client.close()).await;
+    /// Runs `test`, then ends the session whatever happened, so no
+    /// Chromium outlives the test (chromedriver is killed when dropped).
+    async fn run(&self, test: impl Future<Output = ()>) {
+        let outcome = AssertUnwindSafe(test).catch_unwind().await;
+        let _ = tokio::time::timeout(WAIT, self.client.clone().close()).await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
