@@ -193,7 +193,11 @@
     return '/sse/transactions' + (query ? '?' + query : '');
   }
 
-  function openStream() {
+  /**
+   * Opens the live stream for the current scope. `reopened` says it
+   * replaces one the browser gave up on, whose missed events are lost.
+   */
+  function openStream(reopened = false) {
     clearTimeout(state.streamReopen);
     if (state.stream) state.stream.close();
     const source = new EventSource(streamUrl());
@@ -202,7 +206,12 @@
     setPill($('stream-state'), 'connecting', 'stream: connecting');
     source.onopen = () => {
       if (source !== state.stream) return;
-      if (state.everLive) notice('reconnected', 'live stream is back; missed events are replayed');
+      if (state.everLive) {
+        // The browser reconnected by itself, sending Last-Event-ID.
+        notice('reconnected', 'live stream is back; missed events are replayed');
+      } else if (reopened) {
+        notice('reopened', 'live stream is back; transactions during the outage are only in History');
+      }
       state.everLive = true;
       setPill($('stream-state'), 'live', 'stream: live');
     };
@@ -234,7 +243,7 @@
       // answer was not a stream at all; then reopen it here.
       if (source.readyState === EventSource.CLOSED) {
         setPill($('stream-state'), 'down', 'stream: disconnected, retrying');
-        state.streamReopen = setTimeout(openStream, STREAM_REOPEN_MS);
+        state.streamReopen = setTimeout(() => openStream(true), STREAM_REOPEN_MS);
       } else {
         setPill($('stream-state'), 'reconnecting', 'stream: reconnecting');
       }
@@ -364,9 +373,13 @@
     }
   }
 
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
   function selectUser(user) {
     if (user === state.user) return;
     state.user = user;
+    // Kept in the address, so a reload or a shared link shows the same user.
+    window.history.replaceState(null, '', user ? `#user=${user}` : window.location.pathname);
     const select = $('user');
     if (user && ![...select.options].some((option) => option.value === user)) {
       select.append(new Option(user, user));
@@ -696,7 +709,7 @@
       // Back after an outage (perhaps a new version): look again.
       state.readyMissing = false;
       loadUsers();
-      if (!state.stream || state.stream.readyState === EventSource.CLOSED) openStream();
+      if (!state.stream || state.stream.readyState === EventSource.CLOSED) openStream(true);
     }
     setTimeout(checkHealth, state.serverUp ? HEALTH_EVERY_MS : HEALTH_RETRY_MS);
   }
@@ -735,7 +748,9 @@
     setInterval(updateRate, 1000);
     renderChart();
     updatePager();
-    openStream();
+    const linked = new URLSearchParams(window.location.hash.slice(1)).get('user');
+    if (linked && UUID.test(linked)) selectUser(linked.toLowerCase());
+    else openStream();
     loadUsers();
     checkHealth();
   }
