@@ -292,7 +292,7 @@ async fn exercise_dashboard(app: &TestApp, proxy: &CuttableProxy, page: &Client)
 }
 
 #[tokio::test]
-async fn the_dashboard_filters_history_reports_bad_input_and_simulates_a_user() {
+async fn a_link_to_a_user_filters_their_history_reports_bad_input_and_simulates_them() {
     let app = spawn_app_with(|settings| settings.simulator.interval_ms = 200).await;
     let user = uuid::Uuid::new_v4().to_string();
     let start = OffsetDateTime::now_utc()
@@ -332,18 +332,16 @@ async fn exercise_filters_and_simulation(
     posted: &[(String, OffsetDateTime)],
     page: &Client,
 ) {
-    within(page.goto(&format!("{}/", app.address)))
+    // A link to the user's view opens with that user picked.
+    within(page.goto(&format!("{}/#user={user}", app.address)))
         .await
         .expect("the dashboard opens");
     wait_for(
         page,
-        "the user in the picker",
-        &format!("return !!document.querySelector('#user option[value=\"{user}\"]')"),
+        "the user to be picked",
+        &format!("return document.getElementById('user').value === '{user}'"),
     )
     .await;
-    within(find(page, "#user").await.select_by_value(user))
-        .await
-        .expect("user picked");
     let rows_script =
         "return [...document.querySelectorAll('#history-rows tr')].map(r => r.dataset.id)";
     wait_for(
