@@ -22,7 +22,8 @@
 //! metrics ([`Metrics`], served at `/metrics`); `/ready` checks Postgres and
 //! Redis; non-streaming routes answer 503 `timeout` past their time limit
 //! ([`time_limit`]); [`StreamSlots`] caps the open SSE streams; and
-//! cancelling [`AppState::shutdown`] ends every stream and simulation.
+//! cancelling [`AppState::shutdown`] ends every stream and simulation. The
+//! live dashboard at `/` is served from files compiled into the binary.
 //!
 //! Depends on `domain`, `storage`, `cache` and `simulator`. It must never
 //! read configuration files or environment variables, install a tracing
@@ -32,6 +33,7 @@
 mod coalesce;
 mod config;
 mod cursor;
+mod dashboard;
 mod dto;
 mod error;
 mod hub;

@@ -55,7 +55,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             .service(stream_route(
                 "/sse/transactions/{user_id}",
                 sse::user_stream,
-            ));
+            ))
+            .configure(crate::dashboard::register);
     }
 }
 

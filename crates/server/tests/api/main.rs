@@ -1,6 +1,7 @@
 //! The whole server, started exactly as in production against a real
 //! PostgreSQL database and Redis key prefix of each test's own.
 
+mod dashboard;
 mod errors;
 mod helpers;
 mod history;
