@@ -77,7 +77,7 @@ pub async fn observe(
     }
     span.in_scope(|| {
         tracing::info!(
-            method,
+            method = %method,
             route = %route,
             path = %path,
             status = status.as_u16(),

@@ -279,6 +279,8 @@ impl Application {
             None => {
                 info!(grace_secs = self.grace.as_secs(), "shutting down");
                 self.shutdown.cancel();
+                // Only streams read the relay, and they are ending.
+                self.relay.abort();
                 handle.stop(true).await;
                 server.await
             }
