@@ -29,6 +29,7 @@ mod cursor;
 mod dto;
 mod error;
 mod hub;
+mod openapi;
 mod pipeline;
 mod query;
 mod routes;

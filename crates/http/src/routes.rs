@@ -26,6 +26,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
                     ApiError::MalformedQuery(error.to_string()).into()
                 }),
             )
+            .configure(crate::openapi::configure)
             .service(read_route("/health", health::health))
             .service(read_route("/users", users::list))
             .service(
@@ -65,7 +66,7 @@ fn json_config(limit: usize) -> web::JsonConfig {
 }
 
 /// A `GET` resource that answers other methods with a JSON 405.
-fn read_route<F, Args>(path: &str, handler: F) -> actix_web::Resource
+pub(crate) fn read_route<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
@@ -101,3 +102,9 @@ pub fn cors(config: &HttpConfig) -> Cors {
     }
     cors
 }
+
+// The handlers' OpenAPI descriptions, gathered by `crate::openapi`.
+pub(crate) use self::{
+    health::__path_health, ingest::__path_create, ingest::__path_create_batch,
+    transactions::__path_history, users::__path_list,
+};
