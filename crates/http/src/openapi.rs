@@ -182,7 +182,8 @@ async fn docs_index() -> Result<HttpResponse, ApiError> {
     tag = "service",
     operation_id = "docs_file",
     summary = "A file of the Swagger UI",
-    description = "The scripts, style sheets and images that the Swagger UI page loads.",
+    description = "The scripts, style sheets, images and source maps (JSON) that the Swagger \
+                   UI page loads.",
     params(("file" = String, Path, description = "The file's name, such as \
                                                  `swagger-ui.css`.")),
     responses(
@@ -191,7 +192,7 @@ async fn docs_index() -> Result<HttpResponse, ApiError> {
             (String = "text/css"),
             (String = "text/javascript"),
             (String = "image/png"),
-            (String = "application/json"),
+            (Object = "application/json"),
         )),
         (status = 404, response = NotFound),
     ),
@@ -204,10 +205,20 @@ fn swagger_file(name: &str) -> Result<HttpResponse, ApiError> {
     let file = utoipa_swagger_ui::serve(name, SWAGGER_CONFIG.clone())
         .map_err(|error| ApiError::Internal(error.to_string().into()))?
         .ok_or(ApiError::NotFound)?;
+    // Source maps are JSON; the file-name guess knows no `.map`.
+    let content_type = if name.ends_with(".map") {
+        mime_json()
+    } else {
+        file.content_type
+    };
     Ok(HttpResponse::Ok()
-        .content_type(file.content_type)
+        .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(file.bytes.into_owned()))
+}
+
+fn mime_json() -> String {
+    ContentType::json().0.to_string()
 }
 
 /// Adds the API key schemes of the write routes.
