@@ -6,6 +6,7 @@ mod helpers;
 mod history;
 mod ingest;
 mod live;
+mod openapi;
 mod outage;
 mod processes;
 mod proxy;
