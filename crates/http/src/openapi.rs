@@ -184,8 +184,8 @@ async fn docs_index() -> Result<HttpResponse, ApiError> {
     summary = "A file of the Swagger UI",
     description = "The scripts, style sheets, images and source maps (JSON) that the Swagger \
                    UI page loads.",
-    params(("file" = String, Path, description = "The file's name, such as \
-                                                 `swagger-ui.css`.")),
+    params(("file" = String, Path, example = "swagger-ui.css",
+            description = "The file's name, such as `swagger-ui.css`.")),
     responses(
         (status = 200, description = "The file.", content(
             (String = "text/html"),
@@ -345,6 +345,7 @@ pub(crate) struct Page {
 #[allow(dead_code)]
 pub(crate) struct HistoryParams {
     /// Whose history.
+    #[param(example = "0190c9a4-7b5e-7c1e-9a57-3f5d0e4c2a10")]
     user_id: uuid::Uuid,
     /// Earliest `txn_date` (inclusive); default 30 days before now. RFC 3339
     /// (`2026-01-31T12:00:00Z`, `2026-01-31T12:00:00+05:30`); a date alone
@@ -356,11 +357,11 @@ pub(crate) struct HistoryParams {
     to_date: Option<String>,
     /// Smallest amount (inclusive); default `0`. A decimal with at most two
     /// decimals, below 10^18 in magnitude (`NUMERIC(20,2)`).
-    #[param(pattern = r"^-?[0-9]{1,18}(\.[0-9]{1,2})?$", example = "100.00")]
+    #[param(pattern = r"^(-?[0-9]{1,18}(\.[0-9]{1,2})?)?$", example = "100.00")]
     min_amount: Option<String>,
     /// Largest amount (inclusive); default `10000000000.00`. Same form as
     /// `min_amount`.
-    #[param(pattern = r"^-?[0-9]{1,18}(\.[0-9]{1,2})?$", example = "5000")]
+    #[param(pattern = r"^(-?[0-9]{1,18}(\.[0-9]{1,2})?)?$", example = "5000")]
     max_amount: Option<String>,
     /// Rows per page.
     #[param(minimum = 1, maximum = 1000, default = 100)]
@@ -646,11 +647,28 @@ error_response!(
     false,
     "No route has this path, or no such file (`not_found`)."
 );
-error_response!(
-    MethodNotAllowed,
-    false,
-    "The path does not take this method (`method_not_allowed`)."
-);
+/// The path does not take this method (`method_not_allowed`); `Allow` names
+/// the methods it takes.
+pub(crate) struct MethodNotAllowed;
+
+impl<'s> ToResponse<'s> for MethodNotAllowed {
+    fn response() -> (&'s str, RefOr<Response>) {
+        let mut response = error_response(
+            "The path does not take this method (`method_not_allowed`).",
+            false,
+        );
+        if let RefOr::T(response) = &mut response {
+            response.headers.insert(
+                "Allow".to_owned(),
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some("The methods the path takes, such as `GET, POST`."))
+                    .build(),
+            );
+        }
+        ("MethodNotAllowed", response)
+    }
+}
 error_response!(
     Unauthorized,
     false,

@@ -1,8 +1,8 @@
 //! Route registration and the cross-origin policy.
 
 use actix_cors::Cors;
-use actix_web::http::Method;
-use actix_web::{HttpResponse, web};
+use actix_web::http::{Method, header};
+use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::config::HttpConfig;
 use crate::error::ApiError;
@@ -34,13 +34,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
                     .app_data(json_config(ingest::MAX_SINGLE_BYTES))
                     .route(web::get().to(transactions::history))
                     .route(web::post().to(ingest::create))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(method_not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/transactions/batch")
                     .app_data(json_config(ingest::MAX_BATCH_BYTES))
                     .route(web::post().to(ingest::create_batch))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(method_not_allowed("POST")),
             )
             .service(read_route("/sse/transactions", sse::all_stream))
             .service(read_route("/sse/transactions/{user_id}", sse::user_stream));
@@ -74,11 +74,19 @@ where
 {
     web::resource(path)
         .route(web::get().to(handler))
-        .default_service(web::to(method_not_allowed))
+        .default_service(method_not_allowed("GET"))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A JSON 405 that names the methods the path takes in `Allow`, as RFC 9110
+/// requires of a 405.
+fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        let mut response = ApiError::MethodNotAllowed.error_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        response
+    })
 }
 
 /// The app's default service: a JSON 404 for unknown paths.

@@ -31,12 +31,14 @@ const ROUTES: &[(&str, &str)] = &[
 struct Answer {
     status: StatusCode,
     media_type: String,
+    headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
 }
 
 async fn send(request: reqwest::RequestBuilder) -> Answer {
     let response = within(request.send()).await.expect("request sent");
     let status = response.status();
+    let headers = response.headers().clone();
     let media_type = response
         .headers()
         .get("content-type")
@@ -52,6 +54,7 @@ async fn send(request: reqwest::RequestBuilder) -> Answer {
     Answer {
         status,
         media_type,
+        headers,
         body,
     }
 }
@@ -153,7 +156,8 @@ async fn the_document_lists_every_route_the_server_serves_and_no_other() {
         .collect();
     assert_eq!(documented, served);
 
-    // Each documented path exists: another method answers 405, not 404.
+    // Each documented path exists: another method answers 405, not 404,
+    // and its `Allow` names the documented methods.
     for (_, path) in ROUTES {
         let concrete = path
             .replace("{user_id}", &Uuid::new_v4().to_string())
@@ -164,6 +168,20 @@ async fn the_document_lists_every_route_the_server_serves_and_no_other() {
             StatusCode::METHOD_NOT_ALLOWED,
             "DELETE {path}"
         );
+        let allow: BTreeSet<String> = answer
+            .headers
+            .get("allow")
+            .map(|v| v.to_str().expect("ascii"))
+            .unwrap_or_default()
+            .split(',')
+            .map(|m| m.trim().to_lowercase())
+            .collect();
+        let methods: BTreeSet<String> = documented
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.clone())
+            .collect();
+        assert_eq!(allow, methods, "Allow of {path}");
     }
 }
 
@@ -296,6 +314,7 @@ async fn every_route_answers_as_the_document_says() {
             &Answer {
                 status: response.status(),
                 media_type,
+                headers: response.headers().clone(),
                 body: Vec::new(),
             },
         );
