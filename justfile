@@ -95,6 +95,10 @@ bench-score:
 quality:
     cargo run --release -q -p txwatch-simulator --example quality
 
+# Fuzz the API from its own OpenAPI document with Schemathesis (over 1,000 requests; no 5xx, answers as documented).
+fuzz: services
+    bench/fuzz.sh
+
 # Drop test_* databases left behind by interrupted test runs.
 sweep-test-dbs:
     @scripts/sweep-test-dbs.sh
