@@ -51,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql "$BENCH_SERVER/postgres" -qc "drop database if exists $DB with (force)"
+PGOPTIONS=--client-min-messages=warning psql "$BENCH_SERVER/postgres" -qc "drop database if exists $DB with (force)"
 # The server's own settings only: none from .env or the caller.
 unset APP_CONFIG_FILE APP_HTTP__API_KEY
 export DATABASE_URL=$BENCH_SERVER/$DB REDIS_URL=$REDIS PORT APP_REDIS__KEY_PREFIX=$PREFIX
