@@ -29,7 +29,7 @@ PORT=${FUZZ_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127
 DB=txwatch_fuzz
 PREFIX="fuzz:$(python3 -c 'import secrets; print(secrets.token_hex(6))'):"
 REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
-VENV=target/fuzz-venv
+VENV=$PWD/target/fuzz-venv
 BASE=http://127.0.0.1:$PORT
 work=$OUT/fuzz
 rm -rf "$work" && mkdir -p "$work"
@@ -90,14 +90,19 @@ curl -fs -o /dev/null -X POST "$BASE/transactions/batch" -H 'Content-Type: appli
 
 echo "fuzzing $BASE/openapi.json: $EXAMPLES examples per operation, seed $SEED"
 set +e
-"$VENV/bin/schemathesis" run "$BASE/openapi.json" \
-  --checks "$CHECKS" \
-  --exclude-path-regex '^/sse/' \
-  --max-examples "$EXAMPLES" --seed "$SEED" --workers "$WORKERS" \
-  --request-timeout 10 --max-redirects 0 \
-  --suppress-health-check all --generation-database none --no-color \
-  --report har,junit --report-har-path "$work/requests.har" --report-junit-path "$work/junit.xml" \
-  >"$work/schemathesis.txt" 2>&1
+# From the work folder, which starts empty: Schemathesis keeps the failures
+# it found in ./.schemathesis and replays them first on the next run.
+(
+  cd "$work"
+  "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
+    --checks "$CHECKS" \
+    --exclude-path-regex '^/sse/' \
+    --max-examples "$EXAMPLES" --seed "$SEED" --workers "$WORKERS" \
+    --request-timeout 10 --max-redirects 0 \
+    --suppress-health-check all --generation-database none --no-color \
+    --report har,junit --report-har-path requests.har --report-junit-path junit.xml \
+    >schemathesis.txt 2>&1
+)
 status=$?
 set -e
 sed -n '/SUMMARY/,$p' "$work/schemathesis.txt"
