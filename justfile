@@ -71,6 +71,10 @@ bench-ingest: services
 bench-sse: services
     bench/sse.sh
 
+# Soak: 10 minutes of mixed queries, ingest and 1,000 SSE streams; memory must stay within 10%.
+soak: services
+    bench/soak.sh
+
 # Query throughput: pgbench vs GET /transactions on 1.5M rows (needs wrk, pgbench).
 bench-query: services
     bench/query.sh
@@ -94,6 +98,10 @@ bench-score:
 # Detector quality: precision, recall and F1 of each detector on labelled scenarios.
 quality:
     cargo run --release -q -p txwatch-simulator --example quality
+
+# Fuzz the API from its own OpenAPI document with Schemathesis (over 1,000 requests; no 5xx, answers as documented).
+fuzz: services
+    bench/fuzz.sh
 
 # Drop test_* databases left behind by interrupted test runs.
 sweep-test-dbs:

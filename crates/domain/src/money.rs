@@ -115,12 +115,45 @@ impl FromStr for Amount {
         };
         match parsed {
             Ok(value) => Amount::checked(value, || text.to_owned()),
-            // Well-formed digits that do not fit a 96-bit decimal are simply
-            // too large; anything else is not a number at all.
-            Err(_) if looks_numeric(trimmed) => Err(AmountError::OutOfRange(text.to_owned())),
+            // Well-formed digits that do not fit a 96-bit decimal are too
+            // large or, below one cent, too precise; anything else is not a
+            // number at all.
+            Err(_) if looks_numeric(trimmed) => Err(if below_one_cent(trimmed) {
+                AmountError::TooPrecise(text.to_owned())
+            } else {
+                AmountError::OutOfRange(text.to_owned())
+            }),
             Err(_) => Err(not_a_number()),
         }
     }
+}
+
+/// Whether numeric text (see [`looks_numeric`]) is nonzero and below one
+/// cent in magnitude, such as `1.4e-45` or `0.000...01`: too precise rather
+/// than too large, when a decimal cannot hold it.
+fn below_one_cent(text: &str) -> bool {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = digits.split_once(['e', 'E']).unwrap_or((digits, "0"));
+    // An exponent too long for an i64 is far beyond either end.
+    let exponent: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
+        i64::MIN / 2
+    } else {
+        i64::MAX / 2
+    });
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let whole = whole.trim_start_matches('0');
+    // Where the first significant digit sits: 1 for the units, 0 for tenths,
+    // -1 for hundredths, ...
+    let leading = if whole.is_empty() {
+        let significant = fraction.trim_start_matches('0');
+        if significant.is_empty() {
+            return false; // zero
+        }
+        -((fraction.len() - significant.len()) as i64)
+    } else {
+        whole.len() as i64
+    };
+    leading.saturating_add(exponent) < -1
 }
 
 fn looks_numeric(text: &str) -> bool {
@@ -202,6 +235,19 @@ mod tests {
             Err(AmountError::OutOfRange),
         );
         check("10.001", Err(AmountError::TooPrecise));
+        // Beyond what a decimal holds, but tiny: too precise, not too large.
+        check("1.401298464324817e-45", Err(AmountError::TooPrecise));
+        check("-2.2250738585e-313", Err(AmountError::TooPrecise));
+        check("1e-99999999999999999999", Err(AmountError::TooPrecise));
+        check(
+            "0.0000000000000000000000000000001",
+            Err(AmountError::TooPrecise),
+        );
+        check("1e99999999999999999999", Err(AmountError::OutOfRange));
+        check(
+            "123456789012345678901234567890e-1",
+            Err(AmountError::OutOfRange),
+        );
         check("abc", Err(AmountError::NotANumber));
         check("NaN", Err(AmountError::NotANumber));
         check("inf", Err(AmountError::NotANumber));

@@ -78,7 +78,21 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
 }
 
 /// `GET /`: the dashboard page.
-async fn index(request: HttpRequest) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "service",
+    operation_id = "dashboard",
+    summary = "The live dashboard",
+    description = "A web page, served from the binary, that streams every transaction live, \
+                   marks anomalies with their reason, charts a user's recent amounts with the \
+                   window mean and threshold, and pages through a user's history.",
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 304, description = "The browser's copy (`If-None-Match`) is current."),
+    ),
+)]
+pub(crate) async fn index(request: HttpRequest) -> HttpResponse {
     let mut response = serve(&request, &INDEX);
     let headers = response.headers_mut();
     headers.insert(
@@ -93,7 +107,24 @@ async fn index(request: HttpRequest) -> HttpResponse {
 }
 
 /// `GET /assets/{file}`: the page's script and style sheet.
-async fn asset(request: HttpRequest, file: Path<String>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/assets/{file}",
+    tag = "service",
+    operation_id = "dashboard_asset",
+    summary = "A file of the dashboard",
+    params(("file" = String, Path, description = "`dashboard.js` or `dashboard.css`.")),
+    responses(
+        (status = 200, description = "The file.",
+         content((String = "text/javascript"), (String = "text/css"))),
+        (status = 304, description = "The browser's copy (`If-None-Match`) is current."),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub(crate) async fn asset(
+    request: HttpRequest,
+    file: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (_, asset) = ASSETS
         .iter()
         .find(|(name, _)| *name == file.as_str())

@@ -39,6 +39,7 @@ mod error;
 mod hub;
 mod metrics;
 mod observe;
+mod openapi;
 mod pipeline;
 mod query;
 mod routes;

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
+use time::macros::{datetime, format_description};
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
 use txwatch_domain::{Amount, UserId};
 use txwatch_storage::PageQuery;
@@ -117,14 +117,28 @@ fn parse_limit(text: &str) -> Result<u32, String> {
 /// Reads an instant: RFC 3339 (`2026-01-31T12:00:00Z`, `...+05:30`), a date
 /// alone (its midnight UTC), or a date and time without offset (UTC). A
 /// space may stand for the `T`, and for the `+` of an offset that was not
-/// URL-encoded (a bare `+` in a query string decodes to a space).
+/// URL-encoded (a bare `+` in a query string decodes to a space). Only the
+/// years 0001 to 9999 (UTC) are accepted: Postgres refuses instants before
+/// 4713 BC, and one past 9999 in UTC cannot be represented at all.
 pub(crate) fn parse_instant(text: &str) -> Result<OffsetDateTime, String> {
-    let invalid = || {
+    let at = read_instant(text).ok_or_else(|| {
         format!(
             "`{text}` is not a date: use RFC 3339 such as 2026-01-31T12:00:00Z, \
              or a date such as 2026-01-31 (midnight UTC)"
         )
-    };
+    })?;
+    if at < EARLIEST || at > LATEST {
+        return Err(format!("`{text}` is outside the years 0001 to 9999 (UTC)"));
+    }
+    Ok(at)
+}
+
+/// The earliest and latest instants [`parse_instant`] accepts.
+const EARLIEST: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
+const LATEST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999_999_999 UTC);
+
+/// The instant `text` names, in UTC, if it is one of the accepted forms.
+fn read_instant(text: &str) -> Option<OffsetDateTime> {
     let mut normalized = text.to_owned();
     if normalized.len() > 10 && normalized.as_bytes()[10] == b' ' {
         normalized.replace_range(10..11, "T");
@@ -134,20 +148,21 @@ pub(crate) fn parse_instant(text: &str) -> Result<OffsetDateTime, String> {
         normalized.replace_range(at..at + 1, "+");
     }
     if let Ok(at) = OffsetDateTime::parse(&normalized, &Rfc3339) {
-        return Ok(at.to_offset(time::UtcOffset::UTC));
+        // `9999-12-31T23:59:59-01:00` is past what a date holds in UTC.
+        return at.checked_to_offset(time::UtcOffset::UTC);
     }
     let date_time = format_description!(
         version = 2,
         "[year]-[month]-[day]T[hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
     );
     if let Ok(at) = PrimitiveDateTime::parse(&normalized, &date_time) {
-        return Ok(at.assume_utc());
+        return Some(at.assume_utc());
     }
     let date_only = format_description!(version = 2, "[year]-[month]-[day]");
     if let Ok(date) = Date::parse(&normalized, &date_only) {
-        return Ok(date.midnight().assume_utc());
+        return Some(date.midnight().assume_utc());
     }
-    Err(invalid())
+    None
 }
 
 pub(crate) fn format_instant(at: OffsetDateTime) -> String {
@@ -157,7 +172,6 @@ pub(crate) fn format_instant(at: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     fn check_instant(text: &str, want: Option<OffsetDateTime>) {
         assert_eq!(parse_instant(text).ok(), want, "parsing {text:?}");
@@ -199,6 +213,16 @@ mod tests {
         check_instant("31/01/2026", None);
         check_instant("2026-01-31T25:00:00Z", None);
         check_instant("1706700000", None);
+        // Beyond what Postgres or a UTC date holds: refused, not a panic or a 500.
+        check_instant("9999-12-31T23:59:59-23:59", None);
+        check_instant("-5000-01-01", None);
+        check_instant("-0001-12-31T23:59:59Z", None);
+        check_instant("0000-12-31T23:59:59Z", None);
+        check_instant("0001-01-01", Some(datetime!(0001-01-01 0:00 UTC)));
+        check_instant(
+            "9999-12-31T23:59:59Z",
+            Some(datetime!(9999-12-31 23:59:59 UTC)),
+        );
     }
 
     fn check_limit(text: &str, want: Option<u32>) {

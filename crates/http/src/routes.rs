@@ -31,6 +31,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
                     ApiError::MalformedQuery(error.to_string()).into()
                 }),
             )
+            .configure(crate::openapi::configure)
             .service(read_route("/health", health::health))
             .service(read_route("/ready", health::ready))
             .service(read_route("/metrics", metrics::metrics))
@@ -80,7 +81,7 @@ fn json_config(limit: usize) -> web::JsonConfig {
 
 /// A `GET` (and `HEAD`) resource under the request time limit, answering
 /// other methods with a JSON 405.
-fn read_route<F, Args>(
+pub(crate) fn read_route<F, Args>(
     path: &str,
     handler: F,
 ) -> actix_web::Resource<
@@ -160,3 +161,10 @@ fn origin_list(origins: &[String]) -> Vec<String> {
         .filter(|origin| !origin.is_empty())
         .collect()
 }
+
+// The handlers' OpenAPI descriptions, gathered by `crate::openapi`.
+pub(crate) use self::{
+    health::__path_health, health::__path_ready, ingest::__path_create,
+    ingest::__path_create_batch, metrics::__path_metrics, transactions::__path_history,
+    users::__path_list,
+};

@@ -50,6 +50,25 @@ const REPLAY_CHUNK: usize = 200;
 
 /// `GET /sse/transactions/{user_id}`: the user's live simulation (started
 /// if nobody watches it yet) and every other transaction of the user.
+#[utoipa::path(
+    get,
+    path = "/sse/transactions/{user_id}",
+    tag = "live",
+    operation_id = "stream_user_transactions",
+    summary = "Live transactions of one user, with its simulation",
+    description = crate::openapi::USER_STREAM_DESCRIPTION,
+    params(
+        ("user_id" = uuid::Uuid, Path, description = "Whose transactions."),
+        crate::openapi::ResumeHeader,
+    ),
+    responses(
+        (status = 200, response = crate::openapi::EventStream),
+        (status = 422, description = "`user_id` is not a UUID (`invalid_parameter`) or \
+                                      `Last-Event-ID` is not an id of ours (`invalid_event_id`).",
+         body = crate::openapi::ErrorBody),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub(crate) async fn user_stream(
     state: Data<AppState>,
     user_id: Path<String>,
@@ -88,6 +107,23 @@ pub(crate) struct AllStreamQuery {
 /// `GET /sse/transactions?user_id=&anomalies_only=`: every transaction
 /// stored by any process, optionally of one user or flagged ones only. It
 /// starts no simulation.
+#[utoipa::path(
+    get,
+    path = "/sse/transactions",
+    tag = "live",
+    operation_id = "stream_transactions",
+    summary = "Live transactions of every user, filterable",
+    description = crate::openapi::ALL_STREAM_DESCRIPTION,
+    params(crate::openapi::StreamParams, crate::openapi::ResumeHeader),
+    responses(
+        (status = 200, response = crate::openapi::EventStream),
+        (status = 422, description = "A parameter is invalid (`invalid_parameter`) or unknown \
+                                      (`malformed_query`), or `Last-Event-ID` is not an id of \
+                                      ours (`invalid_event_id`).",
+         body = crate::openapi::ErrorBody),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub(crate) async fn all_stream(
     state: Data<AppState>,
     Query(query): Query<AllStreamQuery>,

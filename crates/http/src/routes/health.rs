@@ -13,6 +13,16 @@ use crate::state::AppState;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /health`: liveness only; touches no dependency.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    operation_id = "health",
+    summary = "Liveness",
+    description = "Answers as long as the process serves HTTP. It touches neither Postgres \
+                   nor Redis: readiness is a separate question.",
+    responses((status = 200, description = "The process is alive.", body = crate::openapi::Health)),
+)]
 pub(super) async fn health() -> Json<HealthJson> {
     Json(HealthJson { health: "ok" })
 }
@@ -33,6 +43,25 @@ struct ReadyJson {
 
 /// `GET /ready`: 200 when Postgres (with its schema) and Redis answer, else
 /// 503 naming what is down. Both are checked at once, each within 2 s.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "service",
+    operation_id = "ready",
+    summary = "Readiness",
+    description = "Whether this process can serve every route: Postgres answers with its \
+                   schema in place, and Redis answers; both are checked at once, each within \
+                   2 s. Route a load balancer's traffic to a process only while it answers \
+                   200; `/health` is the liveness check.",
+    responses(
+        (status = 200, description = "Postgres and Redis are reachable.",
+         body = crate::openapi::Readiness),
+        (status = 503, description = "Something is down: `error` is `not_ready`, `message` \
+                                      names what, and `postgres` and `redis` say `ok` or why \
+                                      not.",
+         body = crate::openapi::Readiness),
+    ),
+)]
 pub(super) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let postgres = async {
         match tokio::time::timeout(

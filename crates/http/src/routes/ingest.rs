@@ -103,6 +103,35 @@ fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
 
 /// `POST /transactions`: 201 with the scored transaction, or 200 with the
 /// stored one when its id was seen before.
+#[utoipa::path(
+    post,
+    path = "/transactions",
+    tag = "transactions",
+    operation_id = "create_transaction",
+    summary = "Score, store and publish one transaction",
+    description = "Judges the amount against the user's previous transactions, stores it \
+                   with its verdict and publishes it to the live streams. An `id` makes \
+                   the post idempotent: posting the same id again answers the stored \
+                   transaction, unchanged, with 200. The body may be sent without a \
+                   `Content-Type`.",
+    request_body(content = crate::openapi::NewTransaction, content_type = "application/json"),
+    security((), ("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Scored and stored now.", body = crate::openapi::Transaction),
+        (status = 200, description = "The id was stored before: the stored transaction.",
+         body = crate::openapi::Transaction),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::InProgress),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 422, description = "The body is not a transaction (`invalid_body`, such as an \
+                                      unknown field), or a field is missing (`missing_field`) or \
+                                      invalid (`invalid_field`).",
+         body = crate::openapi::ErrorBody),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn create(
     _access: WriteAccess,
     state: Data<AppState>,
@@ -124,6 +153,37 @@ pub(super) async fn create(
 /// Answers 200 with one result per item, in order; an item that is invalid
 /// gets its own 422 result and does not stop the others. When Redis or
 /// Postgres is down the whole batch answers 503 and nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/transactions/batch",
+    tag = "transactions",
+    operation_id = "create_transactions",
+    summary = "Score, store and publish up to 1,000 transactions",
+    description = "Takes `{\"transactions\": [...]}` or a bare array of up to 1,000 \
+                   transactions, shaped as for `POST /transactions`. Each user's transactions \
+                   are judged in the order given. The answer has one result per item, in \
+                   order: `201` with the transaction when stored now, `200` with the stored \
+                   one when its id was seen before, or an error status with `error` and \
+                   `message` for an item that is invalid (`422`) or whose id another request \
+                   is storing right now (`409`); a rejected item does not stop the others. \
+                   When Postgres or Redis is down the whole batch answers 503 and nothing is \
+                   stored.",
+    request_body(content = crate::openapi::Batch, content_type = "application/json"),
+    security((), ("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One result per item, in order, and their counts.",
+         body = crate::openapi::BatchResult),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 422, description = "The body is neither an array nor `{\"transactions\": [...]}` \
+                                      (`invalid_body`, `missing_field`, `invalid_field`), or it \
+                                      holds more than 1,000 items (`invalid_field`).",
+         body = crate::openapi::ErrorBody),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn create_batch(
     _access: WriteAccess,
     state: Data<AppState>,

@@ -5,6 +5,19 @@ use crate::metrics::PoolUsage;
 use crate::state::AppState;
 
 /// `GET /metrics`: the Prometheus text exposition of this process.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "This process's counters, gauges and histograms in the Prometheus text \
+                   exposition format (version 0.0.4): requests by route and status, \
+                   transactions scored, anomalies flagged, pipeline stage latency, SSE \
+                   streams, lagged events, dependency errors and pool usage.",
+    responses((status = 200, description = "The metrics.", body = String,
+               content_type = "text/plain")),
+)]
 pub(super) async fn metrics(state: Data<AppState>) -> HttpResponse {
     let postgres = state.transactions.pool().status();
     let redis = state.redis.status();

@@ -11,6 +11,28 @@ use crate::state::AppState;
 const BYTES_PER_ROW: usize = 330;
 
 /// `GET /transactions`: one page of a user's history, newest first.
+#[utoipa::path(
+    get,
+    path = "/transactions",
+    tag = "transactions",
+    operation_id = "list_transactions",
+    summary = "One page of a user's history, newest first",
+    description = "A user's transactions within a date and amount range (both inclusive), \
+                   ordered by `txn_date` descending, then `id` ascending. To read the next \
+                   page, repeat the query with the `cursor` of this one; walking every page \
+                   yields each matching row exactly once. An empty page has the cursor `\"\"`.",
+    params(crate::openapi::HistoryParams),
+    responses(
+        (status = 200, description = "One page.", body = crate::openapi::Page),
+        (status = 422, description = "A parameter is missing or invalid (`missing_parameter`, \
+                                      `invalid_parameter`, `invalid_range`, `invalid_cursor`), \
+                                      or the query string is malformed (`malformed_query`, \
+                                      such as a parameter given twice).",
+         body = crate::openapi::ErrorBody),
+        (status = 500, response = crate::openapi::InternalError),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn history(
     state: Data<AppState>,
     Query(raw): Query<RawHistoryQuery>,

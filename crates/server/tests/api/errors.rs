@@ -105,6 +105,16 @@ async fn every_bad_query_parameter_answers_422_with_a_json_error() {
             "invalid_parameter",
         ),
         (
+            "from_date before what Postgres holds",
+            vec![("user_id", &u), ("from_date", "-5000-01-01")],
+            "invalid_parameter",
+        ),
+        (
+            "to_date past 9999 once in UTC",
+            vec![("user_id", &u), ("to_date", "9999-12-31T23:59:59-23:59")],
+            "invalid_parameter",
+        ),
+        (
             "from_date after to_date",
             vec![
                 ("user_id", &u),

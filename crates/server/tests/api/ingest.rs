@@ -190,6 +190,11 @@ async fn invalid_transactions_get_422_naming_the_field_and_store_nothing() {
             "txn_date",
         ),
         (
+            json!({"user_id": user, "amount": "1", "txn_date": "9999-12-31T23:59:59-23:59"}),
+            "invalid_field",
+            "txn_date",
+        ),
+        (
             json!({"user_id": user, "amount": "1", "txn_date": "2999-01-01T00:00:00Z"}),
             "invalid_field",
             "txn_date",

@@ -7,6 +7,7 @@ mod helpers;
 mod history;
 mod ingest;
 mod live;
+mod openapi;
 mod operations;
 mod outage;
 mod processes;
