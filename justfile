@@ -61,7 +61,7 @@ compose-check:
 check: fmt-check lint deps compose-check test
 
 # All benchmarks.
-bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-sse
+bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-sse bench-dashboard
 
 # Ingest: batch transactions/s and single-post latency, 10,000 users (needs wrk).
 bench-ingest: services
@@ -70,6 +70,10 @@ bench-ingest: services
 # SSE: 10,000 connections while 2,000 transactions/s flow; latency, delivery, memory.
 bench-sse: services
     bench/sse.sh
+
+# Dashboard in headless Chromium while 50 transactions/s arrive: rows shown, frames, long tasks, clicks (needs chromium, chromium-driver).
+bench-dashboard: services
+    bench/dashboard.sh
 
 # Soak: 10 minutes of mixed queries, ingest and 1,000 SSE streams; memory must stay within 10%.
 soak: services
