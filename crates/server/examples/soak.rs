@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -274,30 +276,23 @@ impl Stats {
     }
 }
 
-/// SplitMix64: enough randomness for a load generator, no dependency.
-struct Rng(u64);
+/// The client's random choices: a seeded ChaCha8 stream per task, so a run
+/// can be repeated.
+struct Rng(ChaCha8Rng);
 
 impl Rng {
     fn seeded(stream: u64) -> Rng {
-        Rng(0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(stream + 1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        Rng(ChaCha8Rng::seed_from_u64(stream))
     }
 
     /// Uniform in `[0, n)`.
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.random_range(0..n.max(1))
     }
 
     /// True with probability `p`.
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+        self.0.random_bool(p.clamp(0.0, 1.0))
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
