@@ -1,10 +1,15 @@
 //! The live event log, one Redis Stream shared by every server process.
 //!
-//! Each transaction is one stream entry at [`Keys::events`] with three
-//! fields: `u`, the user id; `a`, `1` when the transaction was flagged and
-//! `0` otherwise; and `d`, the payload (the caller's JSON, opaque here). The
-//! stream is trimmed to about [`EventLog::retention`] entries as it grows.
-//! Entry ids are [`EventId`]s, which readers resume from.
+//! Each transaction is one stream entry at [`Keys::events`] with one field,
+//! `e`: the user id (16 bytes), a flag byte (`1` when the transaction was
+//! flagged, `0` otherwise) and the payload (the caller's JSON, opaque here).
+//! One field rather than three halves what Redis stores and sends per entry
+//! and what every process's relay parses. Entries of the earlier
+//! three-field form (`u` the user id as text, `a` `1` or `0`, `d` the
+//! payload) are still read, so processes of both versions can share a
+//! stream during an upgrade. The stream is trimmed to about
+//! [`EventLog::retention`] entries as it grows. Entry ids are [`EventId`]s,
+//! which readers resume from.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +28,8 @@ use crate::shared::Shared;
 
 /// What [`CacheError::CorruptEntry`] says the event key should be.
 const KIND: &str = "stream";
+/// Width of the user id at the start of an entry's `e` field.
+const USER_BYTES: usize = 16;
 
 /// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them. Its text
 /// form ([`Display`](fmt::Display), [`FromStr`]) is Redis's, and serves as
@@ -140,19 +147,20 @@ impl EventLog {
             return Ok(Vec::new());
         }
         let mut pipe = redis::Pipeline::with_capacity(events.len());
+        let mut entry: Vec<u8> = Vec::new();
         for event in events {
+            entry.clear();
+            entry.extend_from_slice(event.user_id.as_uuid().as_bytes());
+            entry.push(u8::from(event.is_anomaly));
+            entry.extend_from_slice(event.data);
             pipe.cmd("XADD")
                 .arg(&self.key)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.retention)
                 .arg("*")
-                .arg("u")
-                .arg(event.user_id.to_string())
-                .arg("a")
-                .arg(if event.is_anomaly { "1" } else { "0" })
-                .arg("d")
-                .arg(event.data);
+                .arg("e")
+                .arg(&entry[..]);
         }
         // Errors stay in their replies, so `WRONGTYPE` can be told apart.
         pipe.ignore_errors();
@@ -363,30 +371,51 @@ impl EventLog {
             }
         };
         let (mut user_id, mut is_anomaly, mut data) = (None, None, None);
+        // Whether the entry has fields of the earlier three-field form.
+        let mut legacy = false;
         for (name, value) in pairs {
             let Value::BulkString(value) = value else {
                 continue;
             };
             match bytes_of(&name) {
+                Some(b"e") => {
+                    if let Some((head, _)) = value.split_at_checked(USER_BYTES + 1) {
+                        user_id = uuid::Uuid::from_slice(&head[..USER_BYTES]).ok().map(UserId);
+                        is_anomaly = match head[USER_BYTES] {
+                            1 => Some(true),
+                            0 => Some(false),
+                            _ => None,
+                        };
+                        data = Some(Bytes::from(value).slice(USER_BYTES + 1..));
+                    }
+                }
                 Some(b"u") => {
+                    legacy = true;
                     user_id = std::str::from_utf8(&value)
                         .ok()
                         .and_then(|text| text.parse().ok());
                 }
                 Some(b"a") => {
+                    legacy = true;
                     is_anomaly = match value.as_slice() {
                         b"1" => Some(true),
                         b"0" => Some(false),
                         _ => None,
                     };
                 }
-                Some(b"d") => data = Some(Bytes::from(value)),
+                Some(b"d") => {
+                    legacy = true;
+                    data = Some(Bytes::from(value));
+                }
                 _ => {}
             }
         }
-        let corrupt = |field: &str| CacheError::CorruptEntry {
+        let corrupt = |legacy_field: &str| CacheError::CorruptEntry {
             key: self.key.clone(),
-            reason: format!("event {id} has no valid `{field}` field"),
+            reason: format!(
+                "event {id} has no valid `{}` field",
+                if legacy { legacy_field } else { "e" }
+            ),
         };
         Ok(Event {
             id,

@@ -267,3 +267,70 @@ async fn an_entry_without_the_fields_this_log_writes_is_reported_as_corrupt() {
         other => panic!("expected CorruptEntry, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_entry_of_the_earlier_three_field_form_is_still_read() {
+    let redis = within(TestRedis::create()).await;
+    let events = log(&redis, 100);
+    let key = redis.keys().events();
+    let user = new_user();
+    let mut connection = within(redis.pool().get()).await.expect("connection");
+    within(
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("u")
+            .arg(user.to_string())
+            .arg("a")
+            .arg("1")
+            .arg("d")
+            .arg(r#"{"old":true}"#)
+            .query_async::<()>(&mut connection),
+    )
+    .await
+    .expect("xadd");
+    drop(connection);
+    within(events.append(&[event(user, false, b"{\"new\":true}")]))
+        .await
+        .expect("append");
+    let read = within(events.read_after(EventId::ZERO, 10, None))
+        .await
+        .expect("read");
+    let seen: Vec<(UserId, bool, &[u8])> = read
+        .iter()
+        .map(|e| (e.user_id, e.is_anomaly, &e.data[..]))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (user, true, &br#"{"old":true}"#[..]),
+            (user, false, &br#"{"new":true}"#[..]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_entry_too_short_for_its_user_and_flag_is_reported_as_corrupt() {
+    let redis = within(TestRedis::create()).await;
+    let events = log(&redis, 100);
+    let key = redis.keys().events();
+    let mut connection = within(redis.pool().get()).await.expect("connection");
+    within(
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("e")
+            .arg(&[7u8; 16][..])
+            .query_async::<()>(&mut connection),
+    )
+    .await
+    .expect("xadd");
+    drop(connection);
+    match within(events.read_after(EventId::ZERO, 10, None)).await {
+        Err(CacheError::CorruptEntry { key: at, reason }) => {
+            assert_eq!(at, key);
+            assert!(reason.contains("`e`"), "{reason}");
+        }
+        other => panic!("expected CorruptEntry, got {other:?}"),
+    }
+}
