@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, within};
 use crate::sse_client::{SseEvent, SseStream, open};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -319,4 +319,116 @@ async fn a_subscriber_that_falls_behind_catches_up_without_skipping_or_repeating
         .map(|id| id.parse().expect("an event id"))
         .collect();
     assert!(ordered.windows(2).all(|pair| pair[0] < pair[1]));
+}
+
+/// Streams opened and closed while transactions keep arriving: the process's
+/// relay goes idle (reading no events) whenever the last stream closes, and
+/// each new stream must still get every event after its start, then live
+/// ones, with no gap at the hand-over from its catch-up read to the relay.
+#[tokio::test]
+async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start() {
+    use rand::{Rng, SeedableRng};
+    use txwatch_cache::{EventId, EventLog};
+
+    let app = spawn_app().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poster = {
+        let (client, address, stop) = (app.client.clone(), app.address.clone(), stop.clone());
+        tokio::spawn(async move {
+            let users: Vec<String> = (0..10).map(|_| new_user()).collect();
+            let mut posted = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let items: Vec<serde_json::Value> = (0..20)
+                    .map(|i| json!({"user_id": users[(posted + i) % users.len()], "amount": "12.50"}))
+                    .collect();
+                let reply = client
+                    .post(format!("{address}/transactions/batch"))
+                    .json(&json!({ "transactions": items }))
+                    .send()
+                    .await
+                    .expect("batch sent");
+                assert_eq!(reply.status(), StatusCode::OK);
+                posted += 20;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            posted
+        })
+    };
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // (resumed after, ids received) per stream.
+    let mut sessions: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    let mut last_seen: Option<String> = None;
+    for session in 0..16 {
+        // Every other stream resumes from the last id the previous one saw.
+        let resume = if session % 2 == 1 {
+            last_seen.clone()
+        } else {
+            None
+        };
+        let mut stream = all_stream(&app, "", resume.as_deref()).await;
+        let span = Duration::from_millis(rng.random_range(50..250));
+        let ids: Vec<String> = stream
+            .collect_for(span)
+            .await
+            .into_iter()
+            .filter(SseEvent::is_transaction)
+            .map(|event| event.id.expect("transactions carry ids"))
+            .collect();
+        drop(stream);
+        assert!(!ids.is_empty(), "stream {session} received nothing");
+        last_seen = ids.last().cloned();
+        sessions.push((resume, ids));
+        // Long enough, often, for the relay to go idle and move its position.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let posted = within(poster).await.expect("poster");
+
+    let log = EventLog::new(app.redis.pool().clone(), app.redis.keys(), 1_000_000);
+    let mut stored: Vec<EventId> = Vec::new();
+    loop {
+        let after = stored.last().copied().unwrap_or(EventId::ZERO);
+        let chunk = within(log.read_after(after, 1000, None))
+            .await
+            .expect("events read");
+        if chunk.is_empty() {
+            break;
+        }
+        stored.extend(chunk.iter().map(|event| event.id));
+    }
+    assert_eq!(
+        stored.len(),
+        posted,
+        "every posted transaction is on the stream"
+    );
+
+    for (session, (resume, ids)) in sessions.iter().enumerate() {
+        let got: Vec<EventId> = ids
+            .iter()
+            .map(|id| id.parse().expect("an event id"))
+            .collect();
+        let last = *got.last().expect("not empty");
+        let expected: Vec<EventId> = match resume {
+            Some(after) => {
+                let after: EventId = after.parse().expect("an event id");
+                stored
+                    .iter()
+                    .copied()
+                    .filter(|id| *id > after && *id <= last)
+                    .collect()
+            }
+            None => stored
+                .iter()
+                .copied()
+                .filter(|id| *id >= got[0] && *id <= last)
+                .collect(),
+        };
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "stream {session} (resume {resume:?})"
+        );
+        assert_eq!(got, expected, "stream {session} (resume {resume:?})");
+    }
 }
