@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use time::OffsetDateTime;
 use txwatch_cache::{EventLog, NewEvent, Step, StepRequest, WindowStore};
 use txwatch_domain::{
@@ -40,6 +41,9 @@ const IN_FLIGHT_PAUSE: Duration = Duration::from_millis(25);
 /// Rounds of "window missing, rebuild it" before giving up; a second round
 /// is only needed when Redis loses a key between two of our calls.
 const REBUILD_ROUNDS: usize = 3;
+
+/// Bytes of one transaction's JSON, roughly; sizes its buffer.
+const PAYLOAD_BYTES: usize = 360;
 
 /// A validated transaction, not yet scored.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +80,19 @@ pub enum Outcome {
 #[must_use = "stored transactions reach live streams only when published"]
 pub struct Publication {
     created: Vec<Transaction>,
+    /// The JSON of each of `created`, made once for the event and for
+    /// whoever answers with it.
+    payloads: Vec<Bytes>,
+}
+
+impl Publication {
+    /// The Transaction JSON of every transaction created by the call that
+    /// made this publication (as [`TransactionJson`] writes it, and as the
+    /// live streams send it): one per [`Outcome::Created`] of that call's
+    /// outcomes, in the same order.
+    pub fn payloads(&self) -> &[Bytes] {
+        &self.payloads
+    }
 }
 
 /// The pipeline's handles; cheap to clone.
@@ -251,6 +268,7 @@ impl Pipeline {
         };
         let stored: HashSet<TransactionId> = stored.into_iter().collect();
         let mut created: Vec<Transaction> = Vec::with_capacity(stored.len());
+        let mut payloads: Vec<Bytes> = Vec::with_capacity(stored.len());
         let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
         let anomalies = rows
             .iter()
@@ -260,6 +278,7 @@ impl Pipeline {
         for (index, transaction) in row_index.into_iter().zip(rows) {
             if stored.contains(&transaction.id) {
                 outcomes[index] = Some(Outcome::Created(transaction.clone()));
+                payloads.push(payload_of(&transaction)?);
                 created.push(transaction);
             } else {
                 // Its id was stored meanwhile (by a concurrent request) and
@@ -296,7 +315,7 @@ impl Pipeline {
                 outcome.ok_or_else(|| ApiError::Internal("an item was left without outcome".into()))
             })
             .collect::<Result<_, _>>()?;
-        Ok((outcomes, Publication { created }))
+        Ok((outcomes, Publication { created, payloads }))
     }
 
     /// Runs every window step, rebuilding from Postgres the windows Redis
@@ -421,14 +440,10 @@ impl Pipeline {
     /// Puts stored transactions on the event stream. A failure here loses
     /// live events, never data: the rows are stored and acknowledged.
     pub async fn publish(&self, publication: Publication) {
-        let created = publication.created;
+        let Publication { created, payloads } = publication;
         if created.is_empty() {
             return;
         }
-        let payloads: Vec<Vec<u8>> = created
-            .iter()
-            .map(|t| serde_json::to_vec(&TransactionJson(t)).unwrap_or_default())
-            .collect();
         let events: Vec<NewEvent<'_>> = created
             .iter()
             .zip(&payloads)
@@ -452,6 +467,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// A transaction's JSON, as answered and as streamed.
+fn payload_of(transaction: &Transaction) -> Result<Bytes, ApiError> {
+    let mut json = Vec::with_capacity(PAYLOAD_BYTES);
+    serde_json::to_writer(&mut json, &TransactionJson(transaction))
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    Ok(Bytes::from(json))
 }
 
 /// Postgres keeps microseconds; the window and the answer must hold what is

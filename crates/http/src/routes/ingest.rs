@@ -10,8 +10,10 @@
 //! ignored.
 
 use std::future::{Ready, ready};
+use std::io::Write;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
 use actix_web::web::{Data, Json};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
 use serde::Serialize;
@@ -233,10 +235,17 @@ pub(super) async fn create_batch(
     // In a task of its own, so a client that goes away (or the time limit)
     // cannot stop the pipeline half-way, between window step and store.
     let pipeline = state.pipeline.clone();
-    let mut outcomes = tokio::spawn(async move { pipeline.ingest(valid).await })
-        .await
-        .map_err(|error| ApiError::Internal(Box::new(error)))??
-        .into_iter();
+    let (outcomes, payloads) = tokio::spawn(async move {
+        let (outcomes, publication) = pipeline.ingest_unpublished(valid).await?;
+        let payloads = publication.payloads().to_vec();
+        pipeline.publish(publication).await;
+        Ok::<_, ApiError>((outcomes, payloads))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(Box::new(error)))??;
+    let mut outcomes = outcomes.into_iter();
+    // The JSON of the created ones, in order, as published.
+    let mut payloads = payloads.into_iter();
 
     let mut owned: Vec<Outcome> = Vec::with_capacity(parsed.len());
     let mut errors: Vec<Option<ApiError>> = Vec::with_capacity(parsed.len());
@@ -255,18 +264,27 @@ pub(super) async fn create_batch(
             }
         }
     }
+    // `{"created":n,"existing":n,"rejected":n,"results":[...]}`, written
+    // here so that a created transaction's JSON, made once for its event,
+    // is copied in rather than serialized again.
     let mut summary = Summary::default();
-    let items: Vec<ItemJson<'_>> = owned
-        .iter()
-        .zip(&errors)
-        .map(|(outcome, error)| match (error, outcome) {
+    let mut results: Vec<u8> = Vec::with_capacity(owned.len() * BYTES_PER_ITEM);
+    for (outcome, error) in owned.iter().zip(&errors) {
+        results.push(if results.is_empty() { b'[' } else { b',' });
+        let item = match (error, outcome) {
             (Some(error), _) => {
                 summary.rejected += 1;
                 ItemJson::error(error)
             }
-            (None, Outcome::Created(t)) => {
+            (None, Outcome::Created(_)) => {
                 summary.created += 1;
-                ItemJson::transaction(201, t)
+                let payload = payloads.next().ok_or_else(|| {
+                    ApiError::Internal("the pipeline answered too few payloads".into())
+                })?;
+                results.extend_from_slice(br#"{"status":201,"transaction":"#);
+                results.extend_from_slice(&payload);
+                results.push(b'}');
+                continue;
             }
             (None, Outcome::Existing(t)) => {
                 summary.existing += 1;
@@ -276,15 +294,26 @@ pub(super) async fn create_batch(
                 summary.rejected += 1;
                 ItemJson::error(&ApiError::InProgress(id.as_uuid()))
             }
-        })
-        .collect();
-    let body = BatchJson {
-        created: summary.created,
-        existing: summary.existing,
-        rejected: summary.rejected,
-        results: items,
-    };
-    json_response(StatusCode::OK, &body, 64 + owned.len() * BYTES_PER_ITEM)
+        };
+        serde_json::to_writer(&mut results, &item)
+            .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    }
+    if results.is_empty() {
+        results.push(b'[');
+    }
+    results.push(b']');
+    let mut body = Vec::with_capacity(results.len() + 80);
+    write!(
+        body,
+        r#"{{"created":{},"existing":{},"rejected":{},"results":"#,
+        summary.created, summary.existing, summary.rejected
+    )
+    .map_err(|error| ApiError::Internal(Box::new(error)))?;
+    body.extend_from_slice(&results);
+    body.push(b'}');
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 #[derive(Default)]
@@ -292,14 +321,6 @@ struct Summary {
     created: usize,
     existing: usize,
     rejected: usize,
-}
-
-#[derive(Serialize)]
-struct BatchJson<'a> {
-    created: usize,
-    existing: usize,
-    rejected: usize,
-    results: Vec<ItemJson<'a>>,
 }
 
 /// One batch item's answer: `{"status": 201|200, "transaction": {...}}` or

@@ -432,3 +432,39 @@ async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start()
         assert_eq!(got, expected, "stream {session} (resume {resume:?})");
     }
 }
+
+#[tokio::test]
+async fn a_batchs_answer_carries_each_created_transaction_as_its_stream_event_does() {
+    let app = spawn_app().await;
+    let user = new_user();
+    let mut stream = all_stream(&app, &format!("?user_id={user}"), None).await;
+    let items: Vec<serde_json::Value> = ["10", "20.5", "99999", "not money", "3"]
+        .iter()
+        .map(|amount| json!({"user_id": user, "amount": amount}))
+        .collect();
+    let reply = app
+        .post("/transactions/batch", &json!({ "transactions": items }))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let answered: Vec<serde_json::Value> = reply.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|item| item["status"] == 201)
+        .map(|item| item["transaction"].clone())
+        .collect();
+    assert_eq!(answered.len(), 4);
+    for expected in &answered {
+        let event = stream.next_transaction(WAIT).await.expect("an event");
+        assert_eq!(&event.json(), expected);
+    }
+
+    let empty = app
+        .post("/transactions/batch", &json!({ "transactions": [] }))
+        .await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);
+    assert_eq!(
+        empty.body,
+        json!({"created": 0, "existing": 0, "rejected": 0, "results": []})
+    );
+}
