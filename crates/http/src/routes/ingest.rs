@@ -9,6 +9,7 @@
 //! `paid`). Unknown fields are rejected, so a misspelt one is not silently
 //! ignored.
 
+use std::borrow::Cow;
 use std::future::{Ready, ready};
 use std::io::Write;
 
@@ -16,7 +17,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::web::{Data, Json};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -137,9 +139,18 @@ fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
 pub(super) async fn create(
     _access: WriteAccess,
     state: Data<AppState>,
-    Json(body): Json<Value>,
+    Json(body): Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
-    let item = parse_transaction(&body, OffsetDateTime::now_utc())?;
+    let now = OffsetDateTime::now_utc();
+    let item = match serde_json::from_str::<SentTransaction<'_>>(body.get()) {
+        Ok(sent) => check(sent.fields(), now)?,
+        // The object is not plainly well formed: the general reading says
+        // exactly what is wrong with it.
+        Err(_) => parse_transaction(
+            &serde_json::from_str(body.get()).map_err(invalid_body)?,
+            now,
+        )?,
+    };
     let outcome = state.single.submit(item).await?;
     match outcome {
         Outcome::Created(t) => {
@@ -189,8 +200,39 @@ pub(super) async fn create(
 pub(super) async fn create_batch(
     _access: WriteAccess,
     state: Data<AppState>,
-    Json(body): Json<Value>,
+    Json(body): Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let parsed = match sent_batch(body.get()) {
+        Some(sent) => {
+            check_batch_size(sent.len())?;
+            sent.into_iter()
+                .map(|item| check(item.fields(), now))
+                .collect()
+        }
+        None => parse_batch(serde_json::from_str(body.get()).map_err(invalid_body)?, now)?,
+    };
+    ingest_batch(&state, parsed).await
+}
+
+/// A batch whose every item is a plainly well-formed transaction object,
+/// read without building a JSON tree; `None` for anything else, which the
+/// general reading ([`parse_batch`]) then explains item by item.
+fn sent_batch(body: &str) -> Option<Vec<SentTransaction<'_>>> {
+    if body.trim_start().starts_with('[') {
+        serde_json::from_str(body).ok()
+    } else {
+        serde_json::from_str::<SentBatch<'_>>(body)
+            .ok()
+            .map(|batch| batch.transactions)
+    }
+}
+
+/// The general reading of a batch body: its items, each checked on its own.
+fn parse_batch(
+    body: Value,
+    now: OffsetDateTime,
+) -> Result<Vec<Result<NewTransaction, ApiError>>, ApiError> {
     let items = match body {
         Value::Array(items) => items,
         Value::Object(mut object) => match object.remove("transactions") {
@@ -214,20 +256,33 @@ pub(super) async fn create_batch(
             ));
         }
     };
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::invalid_field(
-            "transactions",
-            format!(
-                "{} items is more than the {MAX_BATCH} a batch may hold",
-                items.len()
-            ),
-        ));
-    }
-    let now = OffsetDateTime::now_utc();
-    let parsed: Vec<Result<NewTransaction, ApiError>> = items
+    check_batch_size(items.len())?;
+    Ok(items
         .iter()
         .map(|item| parse_transaction(item, now))
-        .collect();
+        .collect())
+}
+
+fn check_batch_size(items: usize) -> Result<(), ApiError> {
+    if items > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "transactions",
+            format!("{items} items is more than the {MAX_BATCH} a batch may hold"),
+        ));
+    }
+    Ok(())
+}
+
+fn invalid_body(error: serde_json::Error) -> ApiError {
+    ApiError::InvalidBody(error.to_string())
+}
+
+/// Scores, stores and publishes the valid items of a batch and answers
+/// every item, in order.
+async fn ingest_batch(
+    state: &AppState,
+    parsed: Vec<Result<NewTransaction, ApiError>>,
+) -> Result<HttpResponse, ApiError> {
     let valid: Vec<NewTransaction> = parsed
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
@@ -357,7 +412,8 @@ impl<'a> ItemJson<'a> {
     }
 }
 
-/// Reads and checks one transaction object.
+/// Reads and checks one transaction object, whatever was sent: anything
+/// that is not a transaction gets an error naming what is wrong.
 pub(crate) fn parse_transaction(
     value: &Value,
     now: OffsetDateTime,
@@ -375,30 +431,147 @@ pub(crate) fn parse_transaction(
             "unknown field `{unknown}`; a transaction has {FIELDS}"
         )));
     }
-    let id = optional_text(object, "id")?
+    let amount = match object.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(SentAmount::Text(Cow::Borrowed(text))),
+        Some(Value::Number(number)) => Some(SentAmount::Number(number.clone())),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "amount",
+                format!("`{other}` is not an amount: send a string such as \"271.62\" or a number"),
+            ));
+        }
+    };
+    check(
+        Fields {
+            id: optional_text(object, "id")?,
+            user_id: optional_text(object, "user_id")?,
+            amount: amount.as_ref(),
+            currency: optional_text(object, "currency")?,
+            txn_date: optional_text(object, "txn_date")?,
+            status: optional_text(object, "status")?,
+        },
+        now,
+    )
+}
+
+/// A transaction object with only known fields, each a string (the amount a
+/// string or a number) or null: what clients send. Strings without escapes
+/// are borrowed from the body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SentTransaction<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    amount: Option<SentAmount<'a>>,
+    #[serde(borrow, default)]
+    currency: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    txn_date: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+}
+
+impl SentTransaction<'_> {
+    fn fields(&self) -> Fields<'_> {
+        Fields {
+            id: self.id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            amount: self.amount.as_ref(),
+            currency: self.currency.as_deref(),
+            txn_date: self.txn_date.as_deref(),
+            status: self.status.as_deref(),
+        }
+    }
+}
+
+/// `{"transactions": [...]}` of plainly well-formed transaction objects.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SentBatch<'a> {
+    #[serde(borrow)]
+    transactions: Vec<SentTransaction<'a>>,
+}
+
+/// An amount as sent: text, or a JSON number.
+enum SentAmount<'a> {
+    Text(Cow<'a, str>),
+    Number(serde_json::Number),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for SentAmount<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AmountVisitor;
+        impl<'de> serde::de::Visitor<'de> for AmountVisitor {
+            type Value = SentAmount<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an amount as a string or a number")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(SentAmount::Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(SentAmount::Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(SentAmount::Text(Cow::Owned(text)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(SentAmount::Number(n.into()))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(SentAmount::Number(n.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
+                serde_json::Number::from_f64(n)
+                    .map(SentAmount::Number)
+                    .ok_or_else(|| E::custom("not a finite number"))
+            }
+        }
+        deserializer.deserialize_any(AmountVisitor)
+    }
+}
+
+/// A transaction's fields as sent, each present or not.
+struct Fields<'a> {
+    id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    amount: Option<&'a SentAmount<'a>>,
+    currency: Option<&'a str>,
+    txn_date: Option<&'a str>,
+    status: Option<&'a str>,
+}
+
+/// Checks a transaction's fields and fills in the defaults.
+fn check(fields: Fields<'_>, now: OffsetDateTime) -> Result<NewTransaction, ApiError> {
+    let id = fields
+        .id
         .map(|text| {
             text.parse::<TransactionId>()
                 .map_err(|e| ApiError::invalid_field("id", format!("`{text}` is not a UUID: {e}")))
         })
         .transpose()?;
-    let user_id = optional_text(object, "user_id")?.ok_or(ApiError::MissingField("user_id"))?;
+    let user_id = fields.user_id.ok_or(ApiError::MissingField("user_id"))?;
     let user_id = user_id.parse::<UserId>().map_err(|e| {
         ApiError::invalid_field("user_id", format!("`{user_id}` is not a UUID: {e}"))
     })?;
-    let amount = parse_amount(object.get("amount"))?;
-    let currency = match optional_text(object, "currency")? {
+    let amount = parse_amount(fields.amount)?;
+    let currency = match fields.currency {
         None => Currency::INR,
         Some(text) => text
             .parse::<Currency>()
             .map_err(|e| ApiError::invalid_field("currency", e.to_string()))?,
     };
-    let status = match optional_text(object, "status")? {
+    let status = match fields.status {
         None => Status::PAID,
         Some(text) => text
             .parse::<Status>()
             .map_err(|e| ApiError::invalid_field("status", e.to_string()))?,
     };
-    let txn_date = match optional_text(object, "txn_date")? {
+    let txn_date = match fields.txn_date {
         None => now,
         Some(text) => {
             let at = parse_instant(text).map_err(|e| ApiError::invalid_field("txn_date", e))?;
@@ -436,16 +609,14 @@ fn optional_text<'a>(
     }
 }
 
-fn parse_amount(value: Option<&Value>) -> Result<Amount, ApiError> {
-    let text = match value {
-        None | Some(Value::Null) => return Err(ApiError::MissingField("amount")),
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Number(number)) => number.to_string(),
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                "amount",
-                format!("`{other}` is not an amount: send a string such as \"271.62\" or a number"),
-            ));
+fn parse_amount(sent: Option<&SentAmount<'_>>) -> Result<Amount, ApiError> {
+    let number;
+    let text: &str = match sent {
+        None => return Err(ApiError::MissingField("amount")),
+        Some(SentAmount::Text(text)) => text,
+        Some(SentAmount::Number(n)) => {
+            number = n.to_string();
+            &number
         }
     };
     let amount = text
@@ -459,4 +630,83 @@ fn parse_amount(value: Option<&Value>) -> Result<Amount, ApiError> {
         ));
     }
     Ok(amount)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    /// The answer of the plain reading when it takes `body`, and of the
+    /// general one, as comparable text.
+    fn both_readings(body: &str) -> (Option<String>, String) {
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let show = |result: Result<NewTransaction, ApiError>| match result {
+            Ok(transaction) => format!("{transaction:?}"),
+            Err(error) => format!("{}: {error}", error.code()),
+        };
+        let plain = serde_json::from_str::<SentTransaction<'_>>(body)
+            .ok()
+            .map(|sent| show(check(sent.fields(), now)));
+        let value: Value = serde_json::from_str(body).expect("test bodies are JSON");
+        (plain, show(parse_transaction(&value, now)))
+    }
+
+    #[test]
+    fn the_plain_reading_answers_exactly_as_the_general_one_wherever_it_applies() {
+        let user = r#""user_id":"0f8b6e4a-3c2d-4b1a-9e8f-7d6c5b4a3f2e""#;
+        let cases = [
+            format!(r#"{{{user},"amount":"271.62"}}"#),
+            format!(r#"{{{user},"amount":" 271.6 "}}"#),
+            format!(r#"{{{user},"amount":271.62}}"#),
+            format!(r#"{{{user},"amount":27162}}"#),
+            format!(r#"{{{user},"amount":-3}}"#),
+            format!(r#"{{{user},"amount":1e3}}"#),
+            format!(r#"{{{user},"amount":1.4e-45}}"#),
+            format!(r#"{{{user},"amount":"1.005"}}"#),
+            format!(r#"{{{user},"amount":"-1"}}"#),
+            format!(r#"{{{user},"amount":null}}"#),
+            format!(r#"{{{user}}}"#),
+            r#"{"amount":"5"}"#.to_owned(),
+            r#"{"user_id":"not-a-uuid","amount":"5"}"#.to_owned(),
+            r#"{"user_id":"0f8b6e4a-3c2d-4b1a-9e8f-7d6c5b4a3f2\u0065","amount":"5"}"#.to_owned(),
+            format!(
+                r#"{{"id":"018f2b6e-0000-7000-8000-000000000001",{user},"amount":"5","currency":"USD","status":"failed","txn_date":"2026-11-30T10:00:00+05:30"}}"#
+            ),
+            format!(r#"{{{user},"amount":"5","txn_date":"2030-01-01"}}"#),
+            format!(r#"{{{user},"amount":"5","currency":"rupees"}}"#),
+            format!(r#"{{{user},"amount":"5","status":null,"currency":null,"id":null}}"#),
+            format!(r#"{{{user},"amount":"5","id":""}}"#),
+            format!(r#"{{{user},"amount":"5","amount":"6"}}"#),
+            format!(r#"{{{user},"amount":"5","extra":1}}"#),
+            format!(r#"{{{user},"amount":true}}"#),
+            format!(r#"{{{user},"amount":"5","status":7}}"#),
+            "[1]".to_owned(),
+        ];
+        let mut plain_read = 0;
+        for body in &cases {
+            let (plain, general) = both_readings(body);
+            if let Some(plain) = plain {
+                plain_read += 1;
+                assert_eq!(plain, general, "{body}");
+            }
+        }
+        // The plain reading must take the ordinary bodies, or it would never
+        // save anything; the malformed ones are left to the general reading.
+        assert_eq!(plain_read, cases.len() - 5);
+    }
+
+    #[test]
+    fn a_batch_is_read_plainly_only_when_every_item_is_plain() {
+        let item = r#"{"user_id":"0f8b6e4a-3c2d-4b1a-9e8f-7d6c5b4a3f2e","amount":"5"}"#;
+        assert_eq!(sent_batch(&format!("[{item},{item}]")).map(|b| b.len()), Some(2));
+        assert_eq!(
+            sent_batch(&format!(r#" {{"transactions":[{item}]}}"#)).map(|b| b.len()),
+            Some(1)
+        );
+        assert!(sent_batch(&format!(r#"[{item},{{"amount":[1]}}]"#)).is_none());
+        assert!(sent_batch(&format!(r#"{{"transactions":[{item}],"more":1}}"#)).is_none());
+        assert!(sent_batch(r#"{"items":[]}"#).is_none());
+    }
 }
