@@ -40,6 +40,10 @@ pub struct ServerSettings {
     pub port: u16,
     /// Worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Concurrent pipeline calls that gather single posted transactions
+    /// into groups (one Redis round trip and one commit per group); 0 means
+    /// one per CPU core.
+    pub ingest_workers: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
 }

@@ -17,9 +17,6 @@ use txwatch_storage::{StorageError, TransactionRepository};
 
 use crate::settings::{Settings, SettingsError, window_len};
 
-/// Concurrent pipeline calls for single posted transactions.
-const INGEST_WORKERS: usize = 8;
-
 /// A server bound to its port, ready to run, with its background tasks (the
 /// event relay, the simulation driver and the ingest workers) started.
 pub struct Application {
@@ -181,7 +178,11 @@ impl Application {
         ));
         // A few concurrent pipeline calls keep Redis and Postgres busy while
         // each gathers the single posts that arrived meanwhile.
-        let workers = (0..INGEST_WORKERS)
+        let ingest_workers = match settings.server.ingest_workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        let workers = (0..ingest_workers)
             .map(|_| {
                 tokio::spawn(txwatch_http::run_ingest_worker(
                     single_jobs.clone(),

@@ -700,7 +700,10 @@ mod tests {
     #[test]
     fn a_batch_is_read_plainly_only_when_every_item_is_plain() {
         let item = r#"{"user_id":"0f8b6e4a-3c2d-4b1a-9e8f-7d6c5b4a3f2e","amount":"5"}"#;
-        assert_eq!(sent_batch(&format!("[{item},{item}]")).map(|b| b.len()), Some(2));
+        assert_eq!(
+            sent_batch(&format!("[{item},{item}]")).map(|b| b.len()),
+            Some(2)
+        );
         assert_eq!(
             sent_batch(&format!(r#" {{"transactions":[{item}]}}"#)).map(|b| b.len()),
             Some(1)
