@@ -67,6 +67,10 @@ bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-sse
 bench-ingest: services
     bench/ingest.sh
 
+# Server instructions per transaction on the batch route, counted by callgrind (immune to machine drift; needs valgrind).
+bench-ingest-instructions: services
+    bench/ingest-instructions.sh
+
 # SSE: 10,000 connections while 2,000 transactions/s flow; latency, delivery, memory.
 bench-sse: services
     bench/sse.sh

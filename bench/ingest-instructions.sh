@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Server instructions per transaction on the batch route, counted by
+# callgrind: unlike the rates of `just bench-ingest`, the count does not move
+# with what else the machine is doing, so it shows small changes of the
+# server's own cost (Postgres and Redis are not counted). The release server
+# runs under callgrind on a fresh database; 40 batches of 1,000 transactions
+# over 10,000 users warm every window, then the count covers the next 40
+# batches, sent one at a time. BIN=path measures another build.
+source "$(dirname "$0")/common.sh"
+need psql redis-cli python3 curl valgrind callgrind_control
+if [[ -n ${BIN:-} ]]; then BIN=$(realpath "$BIN"); else build_release; fi
+
+USERS=${USERS:-10000}
+PORT=${BENCH_PORT:-18183}
+DB=txwatch_bench_instructions
+URL=$BENCH_SERVER/$DB
+PREFIX=txwatch-bench-instructions:
+REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+work=$OUT/instructions
+rm -rf "$work" && mkdir -p "$work"
+
+recreate_db $DB
+redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
+
+python3 - "$work" "$USERS" <<'PY'
+import json, random, sys, uuid
+work, users = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(users)]
+def amount():
+    cents = rng.randint(1000, 50000) if rng.random() > 0.05 else rng.randint(500000, 5000000)
+    return f"{cents // 100}.{cents % 100:02d}"
+for b in range(40):
+    items = [{"user_id": rng.choice(ids), "amount": amount()} for _ in range(1000)]
+    with open(f"{work}/batch-{b + 1}.json", "w") as f:
+        json.dump({"transactions": items}, f, separators=(",", ":"))
+PY
+
+DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn APP_SERVER__HOST=127.0.0.1 \
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$BIN" serve >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
+
+send_all() {
+  for i in $(seq 1 40); do
+    curl -sf -o /dev/null -H 'Content-Type: application/json' \
+      --data-binary @"$work/batch-$i.json" "http://127.0.0.1:$PORT/transactions/batch"
+  done
+}
+stored() { psql "$URL" -tAc "select count(*) from transactions"; }
+send_all
+callgrind_control -z $server >/dev/null 2>&1
+before=$(stored)
+send_all
+callgrind_control -d $server >/dev/null 2>&1
+after=$(stored)
+kill -INT $server; wait $server 2>/dev/null || true
+counted=$(grep -h '^summary:' "$work"/callgrind.out.1 | awk '{print $2}')
+rows=$((after - before))
+echo "server instructions for $rows transactions (40 batches of 1,000 after a warm-up of 40): $counted"
+echo "per transaction: $((counted / rows))"
