@@ -13,12 +13,12 @@
 //! seventh of the server's CPU under a heavy ingest load. While idle it only
 //! keeps its position at the stream's end (a one-entry `XREVRANGE` every
 //! 100 ms, or at once when a subscriber arrives). It adopts the position it
-//! read only if no subscriber registered since it found the hub idle: a
-//! stream that registers later reads the events after its own start from
-//! Redis first (see `sse`), and that catch-up read happens after the
-//! registration, so it reaches at least the adopted position, and the relay
-//! delivers everything after it. Nothing between a stream's start and the
-//! live events is skipped.
+//! read only if no subscriber registered since it found the hub idle. A
+//! stream that registers later reads its starting position (a new stream)
+//! or catches up from Redis (a resumed one) after registering (see `sse`),
+//! so its position, or its catch-up, reaches at least the adopted one, and
+//! the relay delivers everything after it. Nothing between a stream's start
+//! and the live events is skipped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -79,9 +79,10 @@ pub(crate) async fn user_stream(
         .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
     let resume = last_event_id(&request)?;
     let slot = open_slot(&state, "user")?;
-    let start = start_position(&state.events, resume).await;
     let watch = state.simulations.watch(user_id);
+    // Subscribed before the position is read: see `start_position`.
     let source = Source::User(state.hub.subscribe_user(user_id));
+    let start = start_position(&state.events, resume).await;
     let filter = Filter {
         user_id: Some(user_id),
         anomalies_only: false,
@@ -149,11 +150,12 @@ pub(crate) async fn all_stream(
     };
     let resume = last_event_id(&request)?;
     let slot = open_slot(&state, "all")?;
-    let start = start_position(&state.events, resume).await;
+    // Subscribed before the position is read: see `start_position`.
     let source = match user_id {
         Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
         None => Source::All(state.hub.subscribe_all()),
     };
+    let start = start_position(&state.events, resume).await;
     let filter = Filter {
         user_id,
         anomalies_only,
@@ -254,6 +256,13 @@ fn respond(feed: Feed) -> impl Responder {
 /// from the start lets a stream that falls behind before its first event
 /// catch up from Redis like any other. Without Redis the stream starts live
 /// and learns its position from the first event.
+///
+/// Read after the stream subscribed to the hub: every event after the
+/// newest one now is then appended later, so the relay hands it to the
+/// subscription, and a new stream needs no catch-up read of its own (with
+/// thousands of streams opening at once, each reading everything published
+/// since its position had saturated the server). Only a resumed stream
+/// reads what it missed from Redis.
 async fn start_position(log: &EventLog, resume: Option<EventId>) -> Start {
     match resume {
         Some(id) => Start::Resume(id),
@@ -366,9 +375,14 @@ impl Feed {
             filter,
             log: state.events.clone(),
             position,
-            // Read from Redis whatever came between that position and the
-            // subscription; live events at or before it are then skipped.
-            replay_after: position,
+            // A resumed stream reads what it missed from Redis first; live
+            // events at or before its position are then skipped. A new one
+            // subscribed before reading its position (`start_position`), so
+            // the relay brings it everything after.
+            replay_after: match start {
+                Start::Resume(id) => Some(id),
+                Start::After(_) | Start::Live => None,
+            },
             backlog: VecDeque::new(),
             check_expiry,
             greeted: false,
