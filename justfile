@@ -61,7 +61,7 @@ compose-check:
 check: fmt-check lint deps compose-check test
 
 # All benchmarks.
-bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-sse bench-dashboard
+bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-ingest-instructions bench-sse bench-dashboard
 
 # Ingest: batch transactions/s and single-post latency, 10,000 users (needs wrk).
 bench-ingest: services
