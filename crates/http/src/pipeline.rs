@@ -43,7 +43,7 @@ const IN_FLIGHT_PAUSE: Duration = Duration::from_millis(25);
 const REBUILD_ROUNDS: usize = 3;
 
 /// Bytes of one transaction's JSON, roughly; sizes its buffer.
-const PAYLOAD_BYTES: usize = 360;
+const JSON_BYTES: usize = 360;
 
 /// A validated transaction, not yet scored.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,13 @@ pub struct NewTransaction {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Scored, stored and published now.
-    Created(Transaction),
+    Created {
+        /// The transaction with its verdict, as stored.
+        transaction: Transaction,
+        /// Its Transaction JSON, as the live streams send it, made once for
+        /// the event and for whoever answers with it.
+        json: Bytes,
+    },
     /// Its id was stored before: this is the stored transaction, unchanged.
     Existing(Transaction),
     /// Another request is storing the same id right now; retry shortly.
@@ -79,20 +85,8 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 #[must_use = "stored transactions reach live streams only when published"]
 pub struct Publication {
-    created: Vec<Transaction>,
-    /// The JSON of each of `created`, made once for the event and for
-    /// whoever answers with it.
-    payloads: Vec<Bytes>,
-}
-
-impl Publication {
-    /// The Transaction JSON of every transaction created by the call that
-    /// made this publication (as [`TransactionJson`] writes it, and as the
-    /// live streams send it): one per [`Outcome::Created`] of that call's
-    /// outcomes, in the same order.
-    pub fn payloads(&self) -> &[Bytes] {
-        &self.payloads
-    }
+    /// Each created transaction and its JSON.
+    created: Vec<(Transaction, Bytes)>,
 }
 
 /// The pipeline's handles; cheap to clone.
@@ -267,8 +261,7 @@ impl Pipeline {
             }
         };
         let stored: HashSet<TransactionId> = stored.into_iter().collect();
-        let mut created: Vec<Transaction> = Vec::with_capacity(stored.len());
-        let mut payloads: Vec<Bytes> = Vec::with_capacity(stored.len());
+        let mut created: Vec<(Transaction, Bytes)> = Vec::with_capacity(stored.len());
         let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
         let anomalies = rows
             .iter()
@@ -277,9 +270,12 @@ impl Pipeline {
         self.metrics.scored(stored.len(), anomalies);
         for (index, transaction) in row_index.into_iter().zip(rows) {
             if stored.contains(&transaction.id) {
-                outcomes[index] = Some(Outcome::Created(transaction.clone()));
-                payloads.push(payload_of(&transaction)?);
-                created.push(transaction);
+                let json = json_of(&transaction);
+                outcomes[index] = Some(Outcome::Created {
+                    transaction: transaction.clone(),
+                    json: json.clone(),
+                });
+                created.push((transaction, json));
             } else {
                 // Its id was stored meanwhile (by a concurrent request) and
                 // had left the window, so the step could not tell: take the
@@ -305,7 +301,9 @@ impl Pipeline {
         }
         for (index, first) in repeats {
             outcomes[index] = outcomes[first].clone().map(|outcome| match outcome {
-                Outcome::Created(t) | Outcome::Existing(t) => Outcome::Existing(t),
+                Outcome::Created { transaction: t, .. } | Outcome::Existing(t) => {
+                    Outcome::Existing(t)
+                }
                 in_progress @ Outcome::InProgress(_) => in_progress,
             });
         }
@@ -315,7 +313,7 @@ impl Pipeline {
                 outcome.ok_or_else(|| ApiError::Internal("an item was left without outcome".into()))
             })
             .collect::<Result<_, _>>()?;
-        Ok((outcomes, Publication { created, payloads }))
+        Ok((outcomes, Publication { created }))
     }
 
     /// Runs every window step, rebuilding from Postgres the windows Redis
@@ -440,13 +438,12 @@ impl Pipeline {
     /// Puts stored transactions on the event stream. A failure here loses
     /// live events, never data: the rows are stored and acknowledged.
     pub async fn publish(&self, publication: Publication) {
-        let Publication { created, payloads } = publication;
+        let created = publication.created;
         if created.is_empty() {
             return;
         }
         let events: Vec<NewEvent<'_>> = created
             .iter()
-            .zip(&payloads)
             .map(|(t, data)| NewEvent {
                 user_id: t.user_id,
                 is_anomaly: t.verdict.is_anomaly(),
@@ -470,11 +467,11 @@ impl Pipeline {
 }
 
 /// A transaction's JSON, as answered and as streamed.
-fn payload_of(transaction: &Transaction) -> Result<Bytes, ApiError> {
-    let mut json = Vec::with_capacity(PAYLOAD_BYTES);
+fn json_of(transaction: &Transaction) -> Bytes {
+    let mut json = Vec::with_capacity(JSON_BYTES);
     serde_json::to_writer(&mut json, &TransactionJson(transaction))
-        .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    Ok(Bytes::from(json))
+        .expect("a transaction serializes: text, numbers and booleans into a Vec");
+    Bytes::from(json)
 }
 
 /// Postgres keeps microseconds; the window and the answer must hold what is

@@ -141,21 +141,12 @@ pub(super) async fn create(
     state: Data<AppState>,
     Json(body): Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let item = match serde_json::from_str::<SentTransaction<'_>>(body.get()) {
-        Ok(sent) => check(sent.fields(), now)?,
-        // The object is not plainly well formed: the general reading says
-        // exactly what is wrong with it.
-        Err(_) => parse_transaction(
-            &serde_json::from_str(body.get()).map_err(invalid_body)?,
-            now,
-        )?,
-    };
+    let item = read_transaction(body.get(), OffsetDateTime::now_utc())?;
     let outcome = state.single.submit(item).await?;
     match outcome {
-        Outcome::Created(t) => {
-            json_response(StatusCode::CREATED, &TransactionJson(&t), BYTES_PER_ITEM)
-        }
+        Outcome::Created { json, .. } => Ok(HttpResponse::Created()
+            .content_type(ContentType::json())
+            .body(json)),
         Outcome::Existing(t) => json_response(StatusCode::OK, &TransactionJson(&t), BYTES_PER_ITEM),
         Outcome::InProgress(id) => Err(ApiError::InProgress(id.as_uuid())),
     }
@@ -202,17 +193,37 @@ pub(super) async fn create_batch(
     state: Data<AppState>,
     Json(body): Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let parsed = match sent_batch(body.get()) {
+    let parsed = read_batch(body.get(), OffsetDateTime::now_utc())?;
+    ingest_batch(&state, parsed).await
+}
+
+/// One transaction from a body: read plainly when it is a plainly
+/// well-formed transaction object, else by the general reading, which says
+/// exactly what is wrong with it.
+fn read_transaction(body: &str, now: OffsetDateTime) -> Result<NewTransaction, ApiError> {
+    match serde_json::from_str::<SentTransaction<'_>>(body) {
+        Ok(sent) => check(sent.fields(), now),
+        Err(_) => parse_transaction(&serde_json::from_str(body).map_err(invalid_body)?, now),
+    }
+}
+
+/// A batch's items from a body, each checked on its own; as
+/// [`read_transaction`], the general reading explains what the plain one
+/// does not take.
+fn read_batch(
+    body: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<Result<NewTransaction, ApiError>>, ApiError> {
+    match sent_batch(body) {
         Some(sent) => {
             check_batch_size(sent.len())?;
-            sent.into_iter()
+            Ok(sent
+                .into_iter()
                 .map(|item| check(item.fields(), now))
-                .collect()
+                .collect())
         }
-        None => parse_batch(serde_json::from_str(body.get()).map_err(invalid_body)?, now)?,
-    };
-    ingest_batch(&state, parsed).await
+        None => parse_batch(serde_json::from_str(body).map_err(invalid_body)?, now),
+    }
 }
 
 /// A batch whose every item is a plainly well-formed transaction object,
@@ -290,71 +301,50 @@ async fn ingest_batch(
     // In a task of its own, so a client that goes away (or the time limit)
     // cannot stop the pipeline half-way, between window step and store.
     let pipeline = state.pipeline.clone();
-    let (outcomes, payloads) = tokio::spawn(async move {
-        let (outcomes, publication) = pipeline.ingest_unpublished(valid).await?;
-        let payloads = publication.payloads().to_vec();
-        pipeline.publish(publication).await;
-        Ok::<_, ApiError>((outcomes, payloads))
-    })
-    .await
-    .map_err(|error| ApiError::Internal(Box::new(error)))??;
-    let mut outcomes = outcomes.into_iter();
-    // The JSON of the created ones, in order, as published.
-    let mut payloads = payloads.into_iter();
+    let mut outcomes = tokio::spawn(async move { pipeline.ingest(valid).await })
+        .await
+        .map_err(|error| ApiError::Internal(Box::new(error)))??
+        .into_iter();
 
-    let mut owned: Vec<Outcome> = Vec::with_capacity(parsed.len());
-    let mut errors: Vec<Option<ApiError>> = Vec::with_capacity(parsed.len());
-    for item in parsed {
-        match item {
-            Ok(_) => {
-                let outcome = outcomes.next().ok_or_else(|| {
-                    ApiError::Internal("the pipeline answered too few items".into())
-                })?;
-                owned.push(outcome);
-                errors.push(None);
-            }
-            Err(error) => {
-                owned.push(Outcome::InProgress(TransactionId(uuid::Uuid::nil())));
-                errors.push(Some(error));
-            }
-        }
-    }
     // `{"created":n,"existing":n,"rejected":n,"results":[...]}`, written
     // here so that a created transaction's JSON, made once for its event,
     // is copied in rather than serialized again.
     let mut summary = Summary::default();
-    let mut results: Vec<u8> = Vec::with_capacity(owned.len() * BYTES_PER_ITEM);
-    for (outcome, error) in owned.iter().zip(&errors) {
-        results.push(if results.is_empty() { b'[' } else { b',' });
-        let item = match (error, outcome) {
-            (Some(error), _) => {
+    let mut results: Vec<u8> = Vec::with_capacity(parsed.len() * BYTES_PER_ITEM);
+    results.push(b'[');
+    for (index, item) in parsed.iter().enumerate() {
+        if index > 0 {
+            results.push(b',');
+        }
+        let outcome = match item {
+            Ok(_) => outcomes
+                .next()
+                .ok_or_else(|| ApiError::Internal("the pipeline answered too few items".into()))?,
+            Err(error) => {
                 summary.rejected += 1;
-                ItemJson::error(error)
-            }
-            (None, Outcome::Created(_)) => {
-                summary.created += 1;
-                let payload = payloads.next().ok_or_else(|| {
-                    ApiError::Internal("the pipeline answered too few payloads".into())
-                })?;
-                results.extend_from_slice(br#"{"status":201,"transaction":"#);
-                results.extend_from_slice(&payload);
-                results.push(b'}');
+                write_item(&mut results, &ItemJson::error(error))?;
                 continue;
             }
-            (None, Outcome::Existing(t)) => {
-                summary.existing += 1;
-                ItemJson::transaction(200, t)
-            }
-            (None, Outcome::InProgress(id)) => {
-                summary.rejected += 1;
-                ItemJson::error(&ApiError::InProgress(id.as_uuid()))
-            }
         };
-        serde_json::to_writer(&mut results, &item)
-            .map_err(|error| ApiError::Internal(Box::new(error)))?;
-    }
-    if results.is_empty() {
-        results.push(b'[');
+        match &outcome {
+            Outcome::Created { json, .. } => {
+                summary.created += 1;
+                results.extend_from_slice(br#"{"status":201,"transaction":"#);
+                results.extend_from_slice(json);
+                results.push(b'}');
+            }
+            Outcome::Existing(t) => {
+                summary.existing += 1;
+                write_item(&mut results, &ItemJson::transaction(200, t))?;
+            }
+            Outcome::InProgress(id) => {
+                summary.rejected += 1;
+                write_item(
+                    &mut results,
+                    &ItemJson::error(&ApiError::InProgress(id.as_uuid())),
+                )?;
+            }
+        }
     }
     results.push(b']');
     let mut body = Vec::with_capacity(results.len() + 80);
@@ -369,6 +359,10 @@ async fn ingest_batch(
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))
+}
+
+fn write_item(results: &mut Vec<u8>, item: &ItemJson<'_>) -> Result<(), ApiError> {
+    serde_json::to_writer(results, item).map_err(|error| ApiError::Internal(Box::new(error)))
 }
 
 #[derive(Default)]
