@@ -19,6 +19,19 @@ fn event(user_id: UserId, is_anomaly: bool, data: &[u8]) -> NewEvent<'_> {
     }
 }
 
+/// Appends an entry with these fields by hand, as another writer might.
+async fn xadd_raw(redis: &TestRedis, fields: &[(&str, &[u8])]) {
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(redis.keys().events()).arg("*");
+    for (name, value) in fields {
+        xadd.arg(*name).arg(*value);
+    }
+    let mut connection = within(redis.pool().get()).await.expect("connection");
+    within(xadd.query_async::<()>(&mut connection))
+        .await
+        .expect("xadd");
+}
+
 async fn stream_length(redis: &TestRedis) -> usize {
     let mut connection = within(redis.pool().get()).await.expect("connection");
     within(
@@ -245,20 +258,11 @@ async fn an_entry_without_the_fields_this_log_writes_is_reported_as_corrupt() {
     let redis = within(TestRedis::create()).await;
     let events = log(&redis, 100);
     let key = redis.keys().events();
-    let mut connection = within(redis.pool().get()).await.expect("connection");
-    within(
-        redis::cmd("XADD")
-            .arg(&key)
-            .arg("*")
-            .arg("u")
-            .arg(new_user().to_string())
-            .arg("d")
-            .arg("{}")
-            .query_async::<()>(&mut connection),
+    xadd_raw(
+        &redis,
+        &[("u", new_user().to_string().as_bytes()), ("d", b"{}")],
     )
-    .await
-    .expect("xadd");
-    drop(connection);
+    .await;
     match within(events.read_after(EventId::ZERO, 10, None)).await {
         Err(CacheError::CorruptEntry { key: at, reason }) => {
             assert_eq!(at, key);
@@ -272,24 +276,16 @@ async fn an_entry_without_the_fields_this_log_writes_is_reported_as_corrupt() {
 async fn an_entry_of_the_earlier_three_field_form_is_still_read() {
     let redis = within(TestRedis::create()).await;
     let events = log(&redis, 100);
-    let key = redis.keys().events();
     let user = new_user();
-    let mut connection = within(redis.pool().get()).await.expect("connection");
-    within(
-        redis::cmd("XADD")
-            .arg(&key)
-            .arg("*")
-            .arg("u")
-            .arg(user.to_string())
-            .arg("a")
-            .arg("1")
-            .arg("d")
-            .arg(r#"{"old":true}"#)
-            .query_async::<()>(&mut connection),
+    xadd_raw(
+        &redis,
+        &[
+            ("u", user.to_string().as_bytes()),
+            ("a", b"1"),
+            ("d", br#"{"old":true}"#),
+        ],
     )
-    .await
-    .expect("xadd");
-    drop(connection);
+    .await;
     within(events.append(&[event(user, false, b"{\"new\":true}")]))
         .await
         .expect("append");
@@ -314,18 +310,7 @@ async fn an_entry_too_short_for_its_user_and_flag_is_reported_as_corrupt() {
     let redis = within(TestRedis::create()).await;
     let events = log(&redis, 100);
     let key = redis.keys().events();
-    let mut connection = within(redis.pool().get()).await.expect("connection");
-    within(
-        redis::cmd("XADD")
-            .arg(&key)
-            .arg("*")
-            .arg("e")
-            .arg(&[7u8; 16][..])
-            .query_async::<()>(&mut connection),
-    )
-    .await
-    .expect("xadd");
-    drop(connection);
+    xadd_raw(&redis, &[("e", &[7u8; 16][..])]).await;
     match within(events.read_after(EventId::ZERO, 10, None)).await {
         Err(CacheError::CorruptEntry { key: at, reason }) => {
             assert_eq!(at, key);
