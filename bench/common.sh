@@ -25,3 +25,25 @@ recreate_db() {
   psql "$BENCH_SERVER/postgres" -qc "drop database if exists $1 with (force)"
   psql "$BENCH_SERVER/postgres" -qc "create database $1"
 }
+
+# ingest_bodies DIR USERS: the ingest benchmarks' request bodies in DIR: 40
+# batches of 1,000 transactions over USERS users (batch-1.json ..
+# batch-40.json; 5% large amounts) and the user list as a Lua table
+# (users.lua). Seeded, so every run posts the same transactions.
+ingest_bodies() {
+  python3 - "$1" "$2" <<'PY'
+import json, random, sys, uuid
+work, users = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(users)]
+def amount():
+    cents = rng.randint(1000, 50000) if rng.random() > 0.05 else rng.randint(500000, 5000000)
+    return f"{cents // 100}.{cents % 100:02d}"
+for b in range(40):
+    items = [{"user_id": rng.choice(ids), "amount": amount()} for _ in range(1000)]
+    with open(f"{work}/batch-{b + 1}.json", "w") as f:
+        json.dump({"transactions": items}, f, separators=(",", ":"))
+with open(f"{work}/users.lua", "w") as f:
+    f.write("users = {\n" + "".join(f'  "{u}",\n' for u in ids) + "}\n")
+PY
+}

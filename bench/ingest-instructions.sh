@@ -22,19 +22,7 @@ rm -rf "$work" && mkdir -p "$work"
 recreate_db $DB
 redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
 
-python3 - "$work" "$USERS" <<'PY'
-import json, random, sys, uuid
-work, users = sys.argv[1], int(sys.argv[2])
-rng = random.Random(7)
-ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(users)]
-def amount():
-    cents = rng.randint(1000, 50000) if rng.random() > 0.05 else rng.randint(500000, 5000000)
-    return f"{cents // 100}.{cents % 100:02d}"
-for b in range(40):
-    items = [{"user_id": rng.choice(ids), "amount": amount()} for _ in range(1000)]
-    with open(f"{work}/batch-{b + 1}.json", "w") as f:
-        json.dump({"transactions": items}, f, separators=(",", ":"))
-PY
+ingest_bodies "$work" "$USERS"
 
 DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn APP_SERVER__HOST=127.0.0.1 \
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$BIN" serve >"$work/server.log" 2>&1 &

@@ -28,21 +28,7 @@ redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDI
 
 # Request bodies: 40 batches of 1,000 transactions over USERS users, and the
 # user list for single posts.
-python3 - "$work" "$USERS" <<'PY'
-import json, random, sys, uuid
-work, users = sys.argv[1], int(sys.argv[2])
-rng = random.Random(7)
-ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(users)]
-def amount():
-    cents = rng.randint(1000, 50000) if rng.random() > 0.05 else rng.randint(500000, 5000000)
-    return f"{cents // 100}.{cents % 100:02d}"
-for b in range(40):
-    items = [{"user_id": rng.choice(ids), "amount": amount()} for _ in range(1000)]
-    with open(f"{work}/batch-{b + 1}.json", "w") as f:
-        json.dump({"transactions": items}, f, separators=(",", ":"))
-with open(f"{work}/users.lua", "w") as f:
-    f.write("users = {\n" + "".join(f'  "{u}",\n' for u in ids) + "}\n")
-PY
+ingest_bodies "$work" "$USERS"
 
 cat >"$work/batch.lua" <<LUA
 local bodies = {}
