@@ -8,11 +8,13 @@
 //! a failure, and the exit status is non-zero when there was one.
 //!
 //! The load, paced rather than flat out:
-//! - `--streams` connections to `GET /sse/transactions/{user}` over
-//!   `--stream-users` new users (each starts a simulation) and
-//!   `--all-streams` to `GET /sse/transactions`, held for the whole run;
-//! - `--churn-streams` more that each watch a user from a small pool for
-//!   10-30 s and move on, so simulations and channels start and stop;
+//! - `--streams` connections over `--stream-users` new users, held for the
+//!   whole run: per user one `GET /sse/transactions/{user}` (its connection
+//!   drives the user's simulated feed) and the rest
+//!   `GET /sse/transactions?user_id={user}` (the shared view of the user),
+//!   and `--all-streams` to `GET /sse/transactions`;
+//! - `--churn-streams` more that each drive a feed of a user from a small
+//!   pool for 10-30 s and move on, so feeds and channels start and stop;
 //! - `--query-rate` reads per second: a page of a seeded user's history
 //!   with random filters (following the cursor a page or two), `/users`,
 //!   `/ready`, `/metrics`;
@@ -769,11 +771,12 @@ async fn main() -> anyhow::Result<()> {
 
     let mut streams = Vec::new();
     for i in 0..args.streams {
-        let url = format!(
-            "{}/sse/transactions/{}",
-            args.url,
-            stream_users[i % stream_users.len()]
-        );
+        let user = &stream_users[i % stream_users.len()];
+        let url = if i < stream_users.len() {
+            format!("{}/sse/transactions/{user}", args.url)
+        } else {
+            format!("{}/sse/transactions?user_id={user}", args.url)
+        };
         streams.push(tokio::spawn(held_stream(
             stream_client.clone(),
             url,

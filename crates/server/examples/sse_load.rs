@@ -2,10 +2,13 @@
 //! from a transaction's creation to its arrival, and whether every event
 //! reached every viewer. Used by `bench/sse.sh`.
 //!
-//! Opens `--connections` streams of `GET /sse/transactions/{user}` spread
-//! over `--users` users (the server simulates each watched user, one
-//! transaction per interval), measures for `--seconds`, then checks each
-//! stream against the user's stored history for the measured span.
+//! Opens `--connections` streams spread over `--users` users: for each
+//! user one `GET /sse/transactions/{user}`, whose connection drives that
+//! user's simulated feed (one transaction per interval), and the rest
+//! `GET /sse/transactions?user_id={user}`, the shared view of the user.
+//! Measures for `--seconds`, then checks each stream against the user's
+//! stored history for the measured span: the feed is the user's only
+//! source of transactions, so both kinds must have received all of it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -92,7 +95,11 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
         let user = users[i % users.len()].clone();
-        let url = format!("{}/sse/transactions/{user}", args.url);
+        let url = if i < users.len() {
+            format!("{}/sse/transactions/{user}", args.url)
+        } else {
+            format!("{}/sse/transactions?user_id={user}", args.url)
+        };
         let (client, histogram, span, open, failed, results, stop) = (
             client.clone(),
             histogram.clone(),
