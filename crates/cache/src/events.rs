@@ -4,7 +4,10 @@
 //! `e`: the user id (16 bytes), a flag byte (`1` when the transaction was
 //! flagged, `0` otherwise) and the payload (the caller's JSON, opaque here).
 //! One field rather than three halves what Redis stores and sends per entry
-//! and what every process's relay parses. Entries of the earlier
+//! and what every process's relay parses. A simulated transaction's entry
+//! has a second field, `f`: the [`FeedId`] of the simulated feed that made
+//! it (8 bytes, big-endian), so each feed's connection can pick out its own
+//! events, also when it resumes. Readers of an earlier version ignore `f`. Entries of the earlier
 //! three-field form (`u` the user id as text, `a` `1` or `0`, `d` the
 //! payload) are still read, so processes of both versions can share a
 //! stream during an upgrade. The stream is trimmed to about
@@ -80,14 +83,46 @@ impl FromStr for EventId {
     }
 }
 
-/// An event to append: whose transaction, whether it was flagged, and the
-/// payload.
+/// One simulated feed: the transactions one connection's simulation makes.
+/// Its text form is 16 lowercase hexadecimal digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FeedId(pub u64);
+
+impl fmt::Display for FeedId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Why a text is not a [`FeedId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a feed id: expected 16 hexadecimal digits")]
+pub struct FeedIdError(String);
+
+impl FromStr for FeedId {
+    type Err = FeedIdError;
+
+    /// Parses exactly 16 hexadecimal digits.
+    fn from_str(text: &str) -> Result<FeedId, FeedIdError> {
+        if text.len() != 16 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(FeedIdError(text.to_owned()));
+        }
+        u64::from_str_radix(text, 16)
+            .map(FeedId)
+            .map_err(|_| FeedIdError(text.to_owned()))
+    }
+}
+
+/// An event to append: whose transaction, whether it was flagged, which
+/// simulated feed made it (if one did), and the payload.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEvent<'a> {
     /// The transaction's user.
     pub user_id: UserId,
     /// Whether the transaction was flagged as an anomaly.
     pub is_anomaly: bool,
+    /// The simulated feed that made the transaction; `None` for a real one.
+    pub feed: Option<FeedId>,
     /// The payload, opaque to the log (the caller's JSON).
     pub data: &'a [u8],
 }
@@ -101,6 +136,8 @@ pub struct Event {
     pub user_id: UserId,
     /// Whether the transaction was flagged as an anomaly.
     pub is_anomaly: bool,
+    /// The simulated feed that made the transaction; `None` for a real one.
+    pub feed: Option<FeedId>,
     /// The payload, as appended.
     pub data: Bytes,
 }
@@ -153,7 +190,8 @@ impl EventLog {
             entry.extend_from_slice(event.user_id.as_uuid().as_bytes());
             entry.push(u8::from(event.is_anomaly));
             entry.extend_from_slice(event.data);
-            pipe.cmd("XADD")
+            let xadd = pipe
+                .cmd("XADD")
                 .arg(&self.key)
                 .arg("MAXLEN")
                 .arg("~")
@@ -161,6 +199,9 @@ impl EventLog {
                 .arg("*")
                 .arg("e")
                 .arg(&entry[..]);
+            if let Some(feed) = event.feed {
+                xadd.arg("f").arg(&feed.0.to_be_bytes()[..]);
+            }
         }
         // Errors stay in their replies, so `WRONGTYPE` can be told apart.
         pipe.ignore_errors();
@@ -371,6 +412,7 @@ impl EventLog {
             }
         };
         let (mut user_id, mut is_anomaly, mut data) = (None, None, None);
+        let mut feed = None;
         // Whether the entry has fields of the earlier three-field form.
         let mut legacy = false;
         for (name, value) in pairs {
@@ -388,6 +430,17 @@ impl EventLog {
                         };
                         data = Some(Bytes::from(value).slice(USER_BYTES + 1..));
                     }
+                }
+                Some(b"f") => {
+                    let bytes: [u8; 8] =
+                        value
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| CacheError::CorruptEntry {
+                                key: self.key.clone(),
+                                reason: format!("event {id} has a feed id that is not 8 bytes"),
+                            })?;
+                    feed = Some(FeedId(u64::from_be_bytes(bytes)));
                 }
                 Some(b"u") => {
                     legacy = true;
@@ -421,6 +474,7 @@ impl EventLog {
             id,
             user_id: user_id.ok_or_else(|| corrupt("u"))?,
             is_anomaly: is_anomaly.ok_or_else(|| corrupt("a"))?,
+            feed,
             data: data.ok_or_else(|| corrupt("d"))?,
         })
     }
@@ -501,6 +555,23 @@ mod tests {
                 seq: u64::MAX
             })
         );
+    }
+
+    #[test]
+    fn a_feed_id_is_sixteen_hex_digits_both_ways() {
+        let feed = FeedId(0x00ab_cdef_0123_4567);
+        assert_eq!(feed.to_string(), "00abcdef01234567");
+        assert_eq!("00abcdef01234567".parse::<FeedId>(), Ok(feed));
+        assert_eq!("00ABCDEF01234567".parse::<FeedId>(), Ok(feed));
+        for text in [
+            "",
+            "abc",
+            "00abcdef012345678",
+            "00abcdef0123456g",
+            "+0abcdef01234567",
+        ] {
+            assert!(text.parse::<FeedId>().is_err(), "{text:?}");
+        }
     }
 
     #[test]

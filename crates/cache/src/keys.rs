@@ -29,16 +29,16 @@ impl Keys {
         &self.prefix
     }
 
-    /// The sorted set of a user's most recent transactions (see
+    /// The window of a user's most recent real transactions (see
     /// [`WindowStore`](crate::WindowStore)).
     pub fn window(&self, user_id: UserId) -> String {
         self.per_user("window", user_id)
     }
 
-    /// The lease naming the server process that simulates a user's
-    /// transactions (see [`Leases`](crate::Leases)).
-    pub fn lease(&self, user_id: UserId) -> String {
-        self.per_user("sim", user_id)
+    /// The window of a user's simulated transactions, kept apart from the
+    /// real ones' (see [`WindowStore::with_origin`](crate::WindowStore::with_origin)).
+    pub fn simulated_window(&self, user_id: UserId) -> String {
+        self.per_user("simwindow", user_id)
     }
 
     /// The stream of live events (see [`EventLog`](crate::EventLog)).
@@ -99,10 +99,10 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_key_is_the_prefix_sim_and_the_hash_tagged_user() {
+    fn a_simulated_window_key_is_the_prefix_simwindow_and_the_hash_tagged_user() {
         assert_eq!(
-            Keys::new("txwatch:").lease(USER),
-            "txwatch:sim:{01912c3a-7b4e-7c1d-8e2f-3a4b5c6d7e8f}"
+            Keys::new("txwatch:").simulated_window(USER),
+            "txwatch:simwindow:{01912c3a-7b4e-7c1d-8e2f-3a4b5c6d7e8f}"
         );
     }
 
@@ -116,7 +116,7 @@ mod tests {
     fn a_user_s_keys_hash_to_the_user_id_alone() {
         let keys = Keys::new("test:4f1c:");
         assert_eq!(hash_tag(&keys.window(USER)), USER.to_string());
-        assert_eq!(hash_tag(&keys.lease(USER)), USER.to_string());
+        assert_eq!(hash_tag(&keys.simulated_window(USER)), USER.to_string());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Redis for the service: the connection pool, the naming of every key, each
-//! user's window of recent transactions, simulation leases, and the log of
-//! live events shared by every server process.
+//! user's windows of recent transactions (one of real transactions, one of
+//! simulated ones), and the log of live events shared by every server
+//! process.
 //!
 //! Main types: [`CacheConfig`] and [`connect`] for the pool ([`RedisPool`]),
 //! with [`ping`] for readiness checks; [`Keys`], the one place Redis keys are
@@ -8,9 +9,9 @@
 //! a user's keys in one slot); [`WindowStore`], which keeps each user's
 //! latest transactions as one packed binary string in the order of the database's
 //! history index and puts new ones through it atomically, one [`Step`] per
-//! [`StepRequest`], many to a round trip; [`Leases`], which decide which
-//! server process simulates a user; and [`EventLog`], a Redis Stream of
-//! [`Event`]s ([`NewEvent`] to append) with resumable [`EventId`]s.
+//! [`StepRequest`], many to a round trip; and [`EventLog`], a Redis Stream
+//! of [`Event`]s ([`NewEvent`] to append) with resumable [`EventId`]s, each
+//! tagged with the simulated feed ([`FeedId`]) it came from, if any.
 //! [`CacheError`] classifies Redis errors where they arise, so callers only
 //! ask [`CacheError::is_unavailable`].
 //!
@@ -23,7 +24,6 @@ mod error;
 mod events;
 mod expiry;
 mod keys;
-mod lease;
 mod pool;
 mod script;
 mod shared;
@@ -34,8 +34,7 @@ pub mod testing;
 
 pub use config::CacheConfig;
 pub use error::CacheError;
-pub use events::{Event, EventId, EventIdError, EventLog, NewEvent};
+pub use events::{Event, EventId, EventIdError, EventLog, FeedId, FeedIdError, NewEvent};
 pub use keys::Keys;
-pub use lease::Leases;
 pub use pool::{RedisPool, connect, ping};
 pub use window::{Step, StepRequest, WindowStore};

@@ -60,7 +60,7 @@ use std::time::Duration;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, Script, Value};
 use time::OffsetDateTime;
-use txwatch_domain::{Amount, TransactionId, UserId, WindowEntry};
+use txwatch_domain::{Amount, Origin, TransactionId, UserId, WindowEntry};
 
 use crate::error::CacheError;
 use crate::expiry::ttl_millis;
@@ -195,12 +195,13 @@ pub struct WindowStore {
     keys: Keys,
     capacity: usize,
     idle_ttl_ms: u64,
+    origin: Origin,
 }
 
 impl WindowStore {
-    /// A store keeping at most `capacity` transactions (at least one) per
-    /// user, each window expiring `idle_ttl` (at least a millisecond) after
-    /// its last write.
+    /// A store of users' windows of real transactions, keeping at most
+    /// `capacity` transactions (at least one) per user, each window
+    /// expiring `idle_ttl` (at least a millisecond) after its last write.
     pub fn new(pool: RedisPool, keys: Keys, capacity: usize, idle_ttl: Duration) -> WindowStore {
         WindowStore {
             shared: Shared::new(pool.clone()),
@@ -208,6 +209,28 @@ impl WindowStore {
             keys,
             capacity: capacity.max(1),
             idle_ttl_ms: ttl_millis(idle_ttl),
+            origin: Origin::Real,
+        }
+    }
+
+    /// The same store over the windows of `origin`'s transactions
+    /// ([`Keys::window`] or [`Keys::simulated_window`]): a user's simulated
+    /// transactions are judged against a window of their own.
+    pub fn with_origin(mut self, origin: Origin) -> WindowStore {
+        self.origin = origin;
+        self
+    }
+
+    /// Whose transactions this store's windows hold.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The key of `user_id`'s window of this store's origin.
+    fn key(&self, user_id: UserId) -> String {
+        match self.origin {
+            Origin::Real => self.keys.window(user_id),
+            Origin::Simulated => self.keys.simulated_window(user_id),
         }
     }
 
@@ -229,7 +252,7 @@ impl WindowStore {
         user_id: UserId,
         entries: &[WindowEntry],
     ) -> Result<(), CacheError> {
-        let key = self.keys.window(user_id);
+        let key = self.key(user_id);
         let mut connection = self.pool.get().await?;
         if entries.is_empty() {
             let mut del = redis::cmd("DEL");
@@ -256,7 +279,7 @@ impl WindowStore {
     /// did not write, [`CacheError::Unavailable`] when Redis cannot be
     /// reached in time, [`CacheError::Command`] for other Redis errors.
     pub async fn read(&self, user_id: UserId) -> Result<Vec<WindowEntry>, CacheError> {
-        let key = self.keys.window(user_id);
+        let key = self.key(user_id);
         let mut connection = self.pool.get().await?;
         let reply: Option<Vec<u8>> = redis::cmd("GET")
             .arg(&key)
@@ -292,7 +315,7 @@ impl WindowStore {
         // users' keys live in different slots.
         let mut pipe = redis::Pipeline::with_capacity(users.len());
         for &user_id in users {
-            pipe.del(self.keys.window(user_id)).ignore();
+            pipe.del(self.key(user_id)).ignore();
         }
         let mut connection = self.pool.get().await?;
         pipe.query_async::<()>(&mut connection).await?;
@@ -317,16 +340,14 @@ impl WindowStore {
         let mut connection = self.pool.get().await?;
         let replies = eval_many(&mut connection, &WITHDRAW, pushes.len(), |index, cmd| {
             let (user_id, entry) = &pushes[index];
-            cmd.arg(1)
-                .arg(self.keys.window(*user_id))
-                .arg(&record(entry)[..]);
+            cmd.arg(1).arg(self.key(*user_id)).arg(&record(entry)[..]);
         })
         .await?;
         for (reply, (user_id, _)) in replies.iter().zip(pushes) {
             if let Value::ServerError(error) = reply {
                 return Err(CacheError::at_key(
                     error.clone().into(),
-                    &self.keys.window(*user_id),
+                    &self.key(*user_id),
                     KIND,
                 ));
             }
@@ -450,7 +471,7 @@ impl WindowStore {
                         return None;
                     }
                     seen.push(request.user_id);
-                    Some((self.keys.window(request.user_id), self.pack(history)))
+                    Some((self.key(request.user_id), self.pack(history)))
                 })
                 .collect()
         };
@@ -468,10 +489,7 @@ impl WindowStore {
         }
 
         let packed: Vec<[u8; RECORD]> = requests.iter().map(|r| record(&r.entry)).collect();
-        let keys: Vec<String> = requests
-            .iter()
-            .map(|r| self.keys.window(r.user_id))
-            .collect();
+        let keys: Vec<String> = requests.iter().map(|r| self.key(r.user_id)).collect();
         let mut pipe = redis::Pipeline::with_capacity(requests.len() * 4);
         for (key, mine) in keys.iter().zip(&packed) {
             pipe.cmd("MULTI").ignore();
@@ -550,7 +568,7 @@ impl WindowStore {
         if !conflicts.is_empty() {
             let mut pipe = redis::Pipeline::new();
             for user_id in &conflicts {
-                pipe.del(self.keys.window(*user_id)).ignore();
+                pipe.del(self.key(*user_id)).ignore();
             }
             pipe.query_async::<()>(connection).await?;
         }

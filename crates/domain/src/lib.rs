@@ -45,6 +45,6 @@ pub use detector::{
 };
 pub use money::{Amount, AmountError};
 pub use transaction::{
-    Currency, CurrencyError, Status, StatusError, Transaction, TransactionId, UserId,
+    Currency, CurrencyError, Origin, Status, StatusError, Transaction, TransactionId, UserId,
 };
 pub use window::{Window, WindowEntry};

@@ -154,6 +154,24 @@ impl fmt::Debug for Status {
     }
 }
 
+/// Where a transaction came from. Simulated transactions are demo data: a
+/// user's real transactions are never judged against them, and they are
+/// judged against earlier simulated ones of the user only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    /// Sent by a client, or loaded as history.
+    Real,
+    /// Made up by the live simulation.
+    Simulated,
+}
+
+impl Origin {
+    /// Whether this is [`Origin::Simulated`].
+    pub fn is_simulated(self) -> bool {
+        self == Origin::Simulated
+    }
+}
+
 /// A scored transaction: what was paid, and what the detector made of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transaction {
@@ -169,6 +187,9 @@ pub struct Transaction {
     pub txn_date: OffsetDateTime,
     /// Paid, failed, ...
     pub status: Status,
+    /// Sent by a client (or loaded as history), or made up by the live
+    /// simulation; each is judged against its own kind only.
+    pub origin: Origin,
     /// The detector's verdict against the user's earlier amounts.
     pub verdict: Verdict,
 }

@@ -88,9 +88,18 @@
 
   /**
    * Why a transaction was or was not flagged, from its meta_data:
-   * "amount 9,120.00 > threshold 2,510.00 (5 × mean 502.00)".
+   * "amount 9,120.00 > threshold 2,510.00 (5 × mean 502.00)"; simulated
+   * ones (judged against the user's simulated transactions only) say so.
    */
   function verdictOf(t) {
+    const verdict = plainVerdictOf(t);
+    if (t.meta_data && t.meta_data.simulated === true) {
+      verdict.text = `simulated: ${verdict.text}`;
+    }
+    return verdict;
+  }
+
+  function plainVerdictOf(t) {
     const meta = t.meta_data || {};
     const anomaly = meta.is_anomaly === true;
     if (typeof meta.threshold !== 'number' || typeof meta.baseline !== 'number') {

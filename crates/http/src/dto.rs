@@ -35,17 +35,19 @@ impl Serialize for TransactionJson<'_> {
     }
 }
 
-/// `meta_data`: `is_anomaly` as before; `window_len` always, and `score`,
-/// `baseline` and `threshold` once the user had enough history.
+/// `meta_data`: `is_anomaly` as before; `simulated` and `window_len`
+/// always, and `score`, `baseline` and `threshold` once the user had enough
+/// history (of the transaction's origin).
 struct MetaDataJson<'a>(&'a Transaction);
 
 impl Serialize for MetaDataJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let verdict = &self.0.verdict;
         let score = verdict.score();
-        let fields = if score.is_some() { 5 } else { 2 };
+        let fields = if score.is_some() { 6 } else { 3 };
         let mut out = serializer.serialize_struct("MetaData", fields)?;
         out.serialize_field("is_anomaly", &verdict.is_anomaly())?;
+        out.serialize_field("simulated", &self.0.origin.is_simulated())?;
         out.serialize_field("window_len", &verdict.window_len())?;
         if let Some(score) = score {
             out.serialize_field("score", &score.score)?;

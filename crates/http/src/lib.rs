@@ -15,8 +15,9 @@
 //! simulations alike, with [`IngestQueue`] gathering concurrent single
 //! posts into shared pipeline calls; [`EventHub`] fans events out to this process's SSE
 //! subscribers, fed by [`run_relay`] from the Redis event stream that every
-//! process shares; [`Simulations`] counts the viewers of each user's live
-//! simulation, which [`run_simulations`] drives.
+//! process shares; [`Simulations`] holds the simulated feeds, one per
+//! connection to a user's simulated stream, which [`run_simulations`]
+//! drives.
 //!
 //! Operations: [`observe`] gives every request an id, a log line and its
 //! metrics ([`Metrics`], served at `/metrics`); `/ready` checks Postgres and
@@ -56,6 +57,6 @@ pub use metrics::{Metrics, PoolUsage, Stage};
 pub use observe::{observe, time_limit};
 pub use pipeline::{NewTransaction, Outcome, Pipeline, Publication};
 pub use routes::{configure, cors, not_found};
-pub use simulation::{SimulationSettings, Simulations, WatchGuard, run_simulations};
+pub use simulation::{FeedGuard, SimulationSettings, Simulations, run_simulations};
 pub use sse::StreamSlots;
 pub use state::AppState;

@@ -305,7 +305,12 @@ pub(crate) struct Transaction {
 struct MetaData {
     /// Whether the amount was flagged as anomalous.
     is_anomaly: bool,
-    /// How many earlier transactions of the user it was judged against.
+    /// Whether the live simulation made it up. Simulated transactions are
+    /// judged against the user's earlier simulated ones only, and real ones
+    /// never against simulated ones.
+    simulated: bool,
+    /// How many earlier transactions of the user (of the same origin: real
+    /// or simulated) it was judged against.
     #[schema(minimum = 0)]
     window_len: u32,
     /// Graded suspicion in [0, 1]; above 0.5 exactly when flagged.
@@ -581,17 +586,24 @@ macro_rules! event_format {
 
 /// `GET /sse/transactions/{user_id}`.
 pub(crate) const USER_STREAM_DESCRIPTION: &str = concat!(
-    "Every transaction of the user as it is stored, the simulated and the posted ones. \
-     Watching a user runs its live simulation (one transaction every 2 s by default), \
-     started if nobody watches it yet: one simulation per user, however many viewers \
-     and server processes; it stops when the last viewer leaves.",
+    "The old service's live route. With the simulation on (`APP_SIMULATOR__ENABLED`, the \
+     default) each connection drives a simulated feed of its own (one transaction every \
+     2 s by default, stored as simulated and marked `meta_data.simulated`) and receives \
+     exactly that feed, as each connection to the old service did; the feed stops when \
+     the connection ends. Its event ids carry the feed (`<ms>-<seq>.<feed>`), so a \
+     reconnection with `Last-Event-ID` first receives what the old feed published after \
+     that id, then its new feed. When an API key is set, only a request with the key \
+     (`X-API-Key` or `Authorization: Bearer`) simulates. Otherwise (simulation off, or no \
+     key) the route streams the user's real transactions and writes nothing. The shared \
+     view of a user, real and simulated, is `GET /sse/transactions?user_id=`.",
     event_format!()
 );
 
 /// `GET /sse/transactions`.
 pub(crate) const ALL_STREAM_DESCRIPTION: &str = concat!(
-    "Every transaction stored by any server process, optionally of one user only or \
-     flagged ones only. It starts no simulation.",
+    "Every transaction stored by any server process, real and simulated \
+     (`meta_data.simulated`), optionally of one user only or flagged ones only. It starts \
+     no simulation and writes nothing.",
     event_format!()
 );
 

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use time::OffsetDateTime;
-use txwatch_cache::{EventLog, NewEvent, Step, StepRequest, WindowStore};
+use txwatch_cache::{EventLog, FeedId, NewEvent, Step, StepRequest, WindowStore};
 use txwatch_domain::{
-    Amount, AnyDetector, Currency, Detector, Status, Transaction, TransactionId, UserId,
+    Amount, AnyDetector, Currency, Detector, Origin, Status, Transaction, TransactionId, UserId,
     WindowEntry,
 };
 use txwatch_storage::TransactionRepository;
@@ -61,6 +61,20 @@ pub struct NewTransaction {
     pub txn_date: OffsetDateTime,
     /// `paid`, `failed`, ...
     pub status: Status,
+    /// The simulated feed that made it up; `None` for a real transaction.
+    /// A simulated transaction is judged against the user's earlier
+    /// simulated ones only, and a real one against real ones only.
+    pub feed: Option<FeedId>,
+}
+
+impl NewTransaction {
+    /// Real, or simulated by a feed.
+    pub fn origin(&self) -> Origin {
+        match self.feed {
+            Some(_) => Origin::Simulated,
+            None => Origin::Real,
+        }
+    }
 }
 
 /// What became of one transaction.
@@ -85,15 +99,18 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 #[must_use = "stored transactions reach live streams only when published"]
 pub struct Publication {
-    /// Each created transaction and its JSON.
-    created: Vec<(Transaction, Bytes)>,
+    /// Each created transaction, its JSON and the feed that made it.
+    created: Vec<(Transaction, Bytes, Option<FeedId>)>,
 }
 
 /// The pipeline's handles; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
     transactions: TransactionRepository,
+    /// Users' windows of real transactions.
     windows: WindowStore,
+    /// Users' windows of simulated transactions.
+    simulated_windows: WindowStore,
     events: EventLog,
     detector: Arc<AnyDetector>,
     metrics: Metrics,
@@ -109,8 +126,9 @@ struct Pending {
 
 impl Pipeline {
     /// A pipeline scoring with `detector` against windows of
-    /// `windows.capacity()` transactions, recording what it does in
-    /// `metrics`.
+    /// `windows.capacity()` transactions (real ones in `windows`, simulated
+    /// ones in the same store's simulated windows), recording what it does
+    /// in `metrics`.
     pub fn new(
         transactions: TransactionRepository,
         windows: WindowStore,
@@ -118,8 +136,10 @@ impl Pipeline {
         detector: AnyDetector,
         metrics: Metrics,
     ) -> Pipeline {
+        let windows = windows.with_origin(Origin::Real);
         Pipeline {
             transactions,
+            simulated_windows: windows.clone().with_origin(Origin::Simulated),
             windows,
             events,
             detector: Arc::new(detector),
@@ -217,6 +237,7 @@ impl Pipeline {
         // Scored transactions, and where each sits in the caller's list.
         let mut rows: Vec<Transaction> = Vec::with_capacity(pending.len());
         let mut row_index: Vec<usize> = Vec::with_capacity(pending.len());
+        let mut row_feed: Vec<Option<FeedId>> = Vec::with_capacity(pending.len());
         let mut in_window: Vec<(usize, TransactionId)> = Vec::new();
         for (p, step) in pending.into_iter().zip(steps) {
             match step {
@@ -227,9 +248,11 @@ impl Pipeline {
                     let verdict = self.detector.score(&state, p.transaction.amount.to_f64());
                     let t = p.transaction;
                     row_index.push(p.index);
+                    row_feed.push(t.feed);
                     rows.push(Transaction {
                         id: p.id,
                         user_id: t.user_id,
+                        origin: t.origin(),
                         amount: t.amount,
                         currency: t.currency,
                         txn_date: t.txn_date,
@@ -256,31 +279,34 @@ impl Pipeline {
                 stored
             }
             Err(error) => {
-                self.forget_windows(rows.iter().map(|t| t.user_id)).await;
+                self.forget_windows(rows.iter().map(|t| (t.origin, t.user_id)))
+                    .await;
                 return Err(error.into());
             }
         };
         let stored: HashSet<TransactionId> = stored.into_iter().collect();
-        let mut created: Vec<(Transaction, Bytes)> = Vec::with_capacity(stored.len());
-        let mut not_stored: Vec<(UserId, WindowEntry)> = Vec::new();
+        let mut created: Vec<(Transaction, Bytes, Option<FeedId>)> =
+            Vec::with_capacity(stored.len());
+        let mut not_stored: Vec<(Origin, UserId, WindowEntry)> = Vec::new();
         let anomalies = rows
             .iter()
             .filter(|t| stored.contains(&t.id) && t.verdict.is_anomaly())
             .count();
         self.metrics.scored(stored.len(), anomalies);
-        for (index, transaction) in row_index.into_iter().zip(rows) {
+        for ((index, feed), transaction) in row_index.into_iter().zip(row_feed).zip(rows) {
             if stored.contains(&transaction.id) {
                 let json = json_of(&transaction);
                 outcomes[index] = Some(Outcome::Created {
                     transaction: transaction.clone(),
                     json: json.clone(),
                 });
-                created.push((transaction, json));
+                created.push((transaction, json, feed));
             } else {
                 // Its id was stored meanwhile (by a concurrent request) and
                 // had left the window, so the step could not tell: take the
                 // push back, and answer with the stored row.
                 not_stored.push((
+                    transaction.origin,
                     transaction.user_id,
                     WindowEntry {
                         id: transaction.id,
@@ -291,10 +317,17 @@ impl Pipeline {
                 in_window.push((index, transaction.id));
             }
         }
-        if let Err(error) = self.windows.withdraw(&not_stored).await {
-            tracing::warn!(%error, "could not take back pushes of already stored ids");
-            self.forget_windows(not_stored.iter().map(|(user_id, _)| *user_id))
-                .await;
+        for origin in [Origin::Real, Origin::Simulated] {
+            let pushes: Vec<(UserId, WindowEntry)> = not_stored
+                .iter()
+                .filter(|(of, _, _)| *of == origin)
+                .map(|&(_, user_id, entry)| (user_id, entry))
+                .collect();
+            if let Err(error) = self.windows_of(origin).withdraw(&pushes).await {
+                tracing::warn!(%error, "could not take back pushes of already stored ids");
+                self.forget_windows(pushes.iter().map(|(user_id, _)| (origin, *user_id)))
+                    .await;
+            }
         }
         for (index, outcome) in self.resolve_in_flight(&in_window).await? {
             outcomes[index] = Some(outcome);
@@ -316,11 +349,48 @@ impl Pipeline {
         Ok((outcomes, Publication { created }))
     }
 
-    /// Runs every window step, rebuilding from Postgres the windows Redis
-    /// does not have.
+    /// The store of users' windows of `origin`'s transactions.
+    fn windows_of(&self, origin: Origin) -> &WindowStore {
+        match origin {
+            Origin::Real => &self.windows,
+            Origin::Simulated => &self.simulated_windows,
+        }
+    }
+
+    /// Runs every window step, each against the window of its origin,
+    /// rebuilding from Postgres the windows Redis does not have.
     async fn step_all(&self, pending: &[Pending]) -> Result<Vec<Step>, ApiError> {
-        let mut results: Vec<Option<Step>> = (0..pending.len()).map(|_| None).collect();
-        let mut todo: Vec<usize> = (0..pending.len()).collect();
+        let mut results: Vec<Option<Step>> = vec![None; pending.len()];
+        for origin in [Origin::Real, Origin::Simulated] {
+            let indices: Vec<usize> = (0..pending.len())
+                .filter(|&i| pending[i].transaction.origin() == origin)
+                .collect();
+            if indices.is_empty() {
+                continue;
+            }
+            let steps = self.step_origin(origin, pending, indices.clone()).await?;
+            for (i, step) in indices.into_iter().zip(steps) {
+                results[i] = Some(step);
+            }
+        }
+        results
+            .into_iter()
+            .map(|step| {
+                step.ok_or_else(|| ApiError::Internal("a window step went unanswered".into()))
+            })
+            .collect()
+    }
+
+    /// The steps of `pending[todo]`, all of `origin`, in order.
+    async fn step_origin(
+        &self,
+        origin: Origin,
+        pending: &[Pending],
+        mut todo: Vec<usize>,
+    ) -> Result<Vec<Step>, ApiError> {
+        let windows = self.windows_of(origin);
+        let order = todo.clone();
+        let mut results: HashMap<usize, Step> = HashMap::with_capacity(todo.len());
         let mut rebuilds: HashMap<UserId, Vec<WindowEntry>> = HashMap::new();
         for _ in 0..REBUILD_ROUNDS {
             if todo.is_empty() {
@@ -350,7 +420,7 @@ impl Pipeline {
                         }
                     })
                     .collect();
-                self.windows.step_many(&requests).await?
+                windows.step_many(&requests).await?
             };
             let mut missing: Vec<usize> = Vec::new();
             let mut missing_users: Vec<UserId> = Vec::new();
@@ -362,22 +432,22 @@ impl Pipeline {
                         missing_users.push(user_id);
                     }
                 } else {
-                    results[i] = Some(step);
+                    results.insert(i, step);
                 }
             }
             if !missing_users.is_empty() {
                 let history = self
                     .transactions
-                    .latest_entries(&missing_users, self.windows.capacity())
+                    .latest_entries(&missing_users, windows.capacity(), origin)
                     .await?;
                 rebuilds.extend(history);
             }
             todo = missing;
         }
-        results
+        order
             .into_iter()
-            .map(|step| {
-                step.ok_or_else(|| {
+            .map(|i| {
+                results.remove(&i).ok_or_else(|| {
                     ApiError::Internal("a window could not be rebuilt after several tries".into())
                 })
             })
@@ -423,15 +493,24 @@ impl Pipeline {
         Ok(resolved)
     }
 
-    /// Drops windows so the next transaction rebuilds them from Postgres.
-    async fn forget_windows(&self, users: impl Iterator<Item = UserId>) {
-        let mut users: Vec<UserId> = users.collect();
-        users.sort_unstable();
-        users.dedup();
-        if let Err(error) = self.windows.forget(&users).await {
-            // Nothing more to do: an unreachable Redis loses the keys' worth
-            // anyway when it comes back empty, and a live one expires them.
-            tracing::warn!(%error, users = users.len(), "could not drop windows after a failed store");
+    /// Drops windows (of the given origin and user) so the next transaction
+    /// rebuilds them from Postgres.
+    async fn forget_windows(&self, windows: impl Iterator<Item = (Origin, UserId)>) {
+        let mut windows: Vec<(Origin, UserId)> = windows.collect();
+        windows.sort_unstable();
+        windows.dedup();
+        for origin in [Origin::Real, Origin::Simulated] {
+            let users: Vec<UserId> = windows
+                .iter()
+                .filter(|(of, _)| *of == origin)
+                .map(|(_, user_id)| *user_id)
+                .collect();
+            if let Err(error) = self.windows_of(origin).forget(&users).await {
+                // Nothing more to do: an unreachable Redis loses the keys'
+                // worth anyway when it comes back empty, and a live one
+                // expires them.
+                tracing::warn!(%error, users = users.len(), "could not drop windows after a failed store");
+            }
         }
     }
 
@@ -444,9 +523,10 @@ impl Pipeline {
         }
         let events: Vec<NewEvent<'_>> = created
             .iter()
-            .map(|(t, data)| NewEvent {
+            .map(|(t, data, feed)| NewEvent {
                 user_id: t.user_id,
                 is_anomaly: t.verdict.is_anomaly(),
+                feed: *feed,
                 data,
             })
             .collect();

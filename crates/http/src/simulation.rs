@@ -1,13 +1,23 @@
-//! Live simulations: one per watched user, however many viewers and however
-//! many server processes.
+//! Live simulations: one simulated feed per connection, as the old service
+//! had.
 //!
-//! Viewers register with [`Simulations::watch`]; the guard it returns counts
-//! them. One driver per process ([`run_simulations`]) ticks every watched
-//! user once per interval, starting at once when a user gains its first
-//! viewer and stopping at the next tick after the last one leaves. Across
-//! processes a Redis lease per user (`txwatch_cache::Leases`) decides which
-//! process generates: the others only relay the events, which reach their
-//! viewers through the shared event stream like any other transaction.
+//! Each connection to `GET /sse/transactions/{user_id}` that may simulate
+//! (the simulation is on, and the API key was sent when one is set) starts
+//! a feed of its own with [`Simulations::start`] and receives that feed's
+//! transactions; dropping the returned [`FeedGuard`] (the connection ended)
+//! stops it. A feed therefore lives in the process that holds its
+//! connection, and processes need not agree on anything: two connections
+//! of one user, on one process or two, drive two feeds, exactly as two
+//! connections to the old service did.
+//!
+//! One driver per process ([`run_simulations`]) ticks every feed once per
+//! interval, starting a new feed at once, and puts the due feeds'
+//! transactions through the pipeline as one batch. Each is marked with its
+//! feed ([`NewTransaction::feed`]): the pipeline judges simulated
+//! transactions against the user's simulated window only, stores them as
+//! simulated, and tags their events with the feed, which is how the feed's
+//! connection (and a reconnection resuming it) picks them out of the
+//! user's events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,7 +27,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use txwatch_cache::Leases;
+use txwatch_cache::FeedId;
 use txwatch_domain::UserId;
 use txwatch_simulator::{SimulatorConfig, UserSimulator};
 
@@ -25,7 +35,7 @@ use crate::error::ApiError;
 use crate::hub::{EventHub, Notice};
 use crate::pipeline::{NewTransaction, Pipeline};
 
-/// Who watches which user in this process; cheap to clone.
+/// The feeds of this process; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Simulations {
     inner: Arc<SimulationsInner>,
@@ -33,163 +43,132 @@ pub struct Simulations {
 
 #[derive(Default)]
 struct SimulationsInner {
-    viewers: Mutex<HashMap<UserId, usize>>,
+    /// Every running feed and whose transactions it makes.
+    feeds: Mutex<HashMap<FeedId, UserId>>,
+    /// Wakes the driver when a feed starts or stops.
     changed: Notify,
 }
 
-/// One viewer of one user's simulation; leaving is dropping it.
-pub struct WatchGuard {
+/// One running feed; dropping it stops the feed.
+pub struct FeedGuard {
     simulations: Simulations,
-    user_id: UserId,
+    feed: FeedId,
 }
 
 /// How the driver runs.
 #[derive(Debug, Clone)]
 pub struct SimulationSettings {
-    /// Time between two transactions of one user.
+    /// Time between two transactions of one feed.
     pub interval: Duration,
     /// How amounts are drawn.
     pub simulator: SimulatorConfig,
-    /// This process's name in the per-user leases; unique per process.
-    pub holder: String,
 }
 
 impl Simulations {
-    /// Nobody watching anything yet.
+    /// No feeds yet.
     pub fn new() -> Simulations {
         Simulations::default()
     }
 
-    /// Counts a viewer of `user_id` until the guard is dropped; the first
-    /// viewer starts the user's simulation.
-    pub fn watch(&self, user_id: UserId) -> WatchGuard {
-        let first = {
-            let mut viewers = self.viewers();
-            let count = viewers.entry(user_id).or_insert(0);
-            *count += 1;
-            *count == 1
+    /// Starts a feed of `user_id`'s transactions, under a fresh id, until
+    /// the guard is dropped.
+    pub fn start(&self, user_id: UserId) -> FeedGuard {
+        let feed = {
+            let mut feeds = self.feeds();
+            let feed = loop {
+                // Random, so feeds of different processes do not collide.
+                let feed = FeedId(uuid::Uuid::new_v4().as_u64_pair().0);
+                if !feeds.contains_key(&feed) {
+                    break feed;
+                }
+            };
+            feeds.insert(feed, user_id);
+            feed
         };
-        if first {
-            self.inner.changed.notify_one();
-        }
-        WatchGuard {
+        self.inner.changed.notify_one();
+        FeedGuard {
             simulations: self.clone(),
-            user_id,
+            feed,
         }
     }
 
-    /// Viewers of `user_id` in this process.
-    pub fn viewers_of(&self, user_id: UserId) -> usize {
-        self.viewers().get(&user_id).copied().unwrap_or(0)
+    /// How many feeds run in this process.
+    pub fn running(&self) -> usize {
+        self.feeds().len()
     }
 
-    /// Users with at least one viewer in this process.
-    pub fn watched(&self) -> Vec<UserId> {
-        self.viewers().keys().copied().collect()
-    }
-
-    fn viewers(&self) -> MutexGuard<'_, HashMap<UserId, usize>> {
-        // Counts stay consistent whatever a panicking holder was doing.
+    fn feeds(&self) -> MutexGuard<'_, HashMap<FeedId, UserId>> {
+        // Every change is a single insert or remove: the map stays
+        // consistent whatever a panicking holder was doing.
         self.inner
-            .viewers
+            .feeds
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        let last = {
-            let mut viewers = self.simulations.viewers();
-            match viewers.get_mut(&self.user_id) {
-                Some(count) if *count > 1 => {
-                    *count -= 1;
-                    false
-                }
-                _ => {
-                    viewers.remove(&self.user_id);
-                    true
-                }
-            }
-        };
-        if last {
-            self.simulations.inner.changed.notify_one();
-        }
+impl FeedGuard {
+    /// The feed's id, which tags its transactions' events.
+    pub fn feed(&self) -> FeedId {
+        self.feed
     }
 }
 
-/// A simulation this process keeps for a watched user.
-struct Running {
-    simulator: UserSimulator,
-    next_due: Instant,
-    held: bool,
+impl Drop for FeedGuard {
+    fn drop(&mut self) {
+        self.simulations.feeds().remove(&self.feed);
+        self.simulations.inner.changed.notify_one();
+    }
 }
 
-/// Drives every watched user's simulation, forever: the one long-lived
-/// simulation task of a process. Each tick generates one transaction per due
-/// user whose lease this process holds and ingests them as one batch through
-/// the pipeline; failures are told to that user's viewers as `event: error`
-/// and the simulation carries on at the next tick. When `shutdown` is
-/// cancelled it finishes the tick under way, gives up its leases (so another
-/// process takes its users over at once) and returns.
+/// A feed this process drives.
+struct Running {
+    user_id: UserId,
+    simulator: UserSimulator,
+    next_due: Instant,
+}
+
+/// Drives every feed of this process, forever: the one long-lived
+/// simulation task of a process. Each tick generates one transaction per
+/// due feed and ingests them as one batch through the pipeline; a failure
+/// is told to the users' streams as `event: error` and the feeds carry on
+/// at the next tick. When `shutdown` is cancelled it finishes the tick
+/// under way and returns.
 pub async fn run_simulations(
     simulations: Simulations,
     pipeline: Pipeline,
-    leases: Leases,
     hub: EventHub,
     settings: SimulationSettings,
     shutdown: CancellationToken,
 ) {
     let interval = settings.interval.max(Duration::from_millis(10));
-    let mut running: HashMap<UserId, Running> = HashMap::new();
+    let mut running: HashMap<FeedId, Running> = HashMap::new();
     loop {
-        let watched = simulations.watched();
-        let gone: Vec<UserId> = running
-            .keys()
-            .filter(|user_id| !watched.contains(user_id))
-            .copied()
-            .collect();
-        let released: Vec<UserId> = gone
-            .iter()
-            .filter(|user_id| running.remove(user_id).is_some_and(|r| r.held))
-            .copied()
-            .collect();
-        if !released.is_empty()
-            && let Err(error) = leases.release(&released, &settings.holder).await
-        {
-            tracing::warn!(%error, "could not release simulation leases; they expire by themselves");
-        }
+        let feeds: HashMap<FeedId, UserId> = simulations.feeds().clone();
+        running.retain(|feed, _| feeds.contains_key(feed));
         let now = Instant::now();
-        for user_id in watched {
-            running.entry(user_id).or_insert_with(|| Running {
+        for (feed, user_id) in feeds {
+            running.entry(feed).or_insert_with(|| Running {
+                user_id,
                 simulator: UserSimulator::new(
                     user_id,
                     settings.simulator.clone(),
                     uuid::Uuid::new_v4().as_u64_pair().0,
                 ),
                 next_due: now,
-                held: false,
             });
         }
 
-        let due: Vec<UserId> = running
+        let due: Vec<FeedId> = running
             .iter()
             .filter(|(_, r)| r.next_due <= now)
-            .map(|(user_id, _)| *user_id)
+            .map(|(feed, _)| *feed)
             .collect();
         if !due.is_empty() {
-            tick(
-                &mut running,
-                &due,
-                &pipeline,
-                &leases,
-                &hub,
-                &settings.holder,
-            )
-            .await;
+            tick(&mut running, &due, &pipeline, &hub).await;
             let now = Instant::now();
-            for user_id in &due {
-                if let Some(r) = running.get_mut(user_id) {
+            for feed in &due {
+                if let Some(r) = running.get_mut(feed) {
                     r.next_due += interval;
                     // After a stall, carry on from now rather than catch up.
                     if r.next_due <= now {
@@ -213,68 +192,46 @@ pub async fn run_simulations(
             () = wait => {}
         }
     }
-    let held: Vec<UserId> = running
-        .iter()
-        .filter(|(_, r)| r.held)
-        .map(|(user_id, _)| *user_id)
-        .collect();
-    if !held.is_empty()
-        && let Err(error) = leases.release(&held, &settings.holder).await
-    {
-        tracing::warn!(%error, "could not release simulation leases; they expire by themselves");
-    }
-    tracing::info!(users = held.len(), "simulations stopped");
+    tracing::info!(feeds = running.len(), "simulations stopped");
 }
 
-/// One round for the due users: take or renew their leases, then generate
-/// and ingest for the ones this process holds.
+/// One round: a transaction for each due feed, ingested as one batch.
 async fn tick(
-    running: &mut HashMap<UserId, Running>,
-    due: &[UserId],
+    running: &mut HashMap<FeedId, Running>,
+    due: &[FeedId],
     pipeline: &Pipeline,
-    leases: &Leases,
     hub: &EventHub,
-    holder: &str,
 ) {
-    let held = match leases.acquire_or_renew(due, holder).await {
-        Ok(held) => held,
-        Err(error) => {
-            tracing::warn!(%error, users = due.len(), "simulation leases unavailable");
-            pipeline.metrics().dependency_error("redis");
-            hub.notify_users(due, unavailable_notice(&ApiError::from(error)));
-            return;
-        }
-    };
     let now = OffsetDateTime::now_utc();
-    let mut mine: Vec<UserId> = Vec::new();
-    let mut items: Vec<NewTransaction> = Vec::new();
-    for (user_id, held) in due.iter().zip(held) {
-        let Some(r) = running.get_mut(user_id) else {
+    let mut users: Vec<UserId> = Vec::with_capacity(due.len());
+    let mut items: Vec<NewTransaction> = Vec::with_capacity(due.len());
+    for feed in due {
+        let Some(r) = running.get_mut(feed) else {
             continue;
         };
-        r.held = held;
-        if held {
-            let t = r.simulator.next_at(now);
-            mine.push(*user_id);
-            items.push(NewTransaction {
-                id: None,
-                user_id: t.user_id,
-                amount: t.amount,
-                currency: t.currency,
-                txn_date: t.txn_date,
-                status: t.status,
-            });
-        }
+        let t = r.simulator.next_at(now);
+        users.push(r.user_id);
+        items.push(NewTransaction {
+            id: None,
+            user_id: t.user_id,
+            amount: t.amount,
+            currency: t.currency,
+            txn_date: t.txn_date,
+            status: t.status,
+            feed: Some(*feed),
+        });
     }
     if items.is_empty() {
         return;
     }
     if let Err(error) = pipeline.ingest(items).await {
-        tracing::warn!(%error, users = mine.len(), "simulated transactions not stored");
+        tracing::warn!(%error, feeds = users.len(), "simulated transactions not stored");
         if let Some(dependency) = error.dependency() {
             pipeline.metrics().dependency_error(dependency);
         }
-        hub.notify_users(&mine, unavailable_notice(&error));
+        users.sort_unstable();
+        users.dedup();
+        hub.notify_users(&users, unavailable_notice(&error));
     }
 }
 
@@ -282,5 +239,27 @@ fn unavailable_notice(error: &ApiError) -> Notice {
     Notice {
         code: error.code(),
         message: format!("the live simulation paused: {error}; it resumes by itself"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn each_start_is_a_feed_of_its_own_until_its_guard_is_dropped() {
+        let simulations = Simulations::new();
+        let user = UserId(Uuid::from_u128(7));
+        let first = simulations.start(user);
+        let second = simulations.start(user);
+        assert_ne!(first.feed(), second.feed());
+        assert_eq!(simulations.running(), 2);
+        drop(first);
+        assert_eq!(simulations.running(), 1);
+        assert_eq!(simulations.feeds().get(&second.feed()).copied(), Some(user));
+        drop(second);
+        assert_eq!(simulations.running(), 0);
     }
 }

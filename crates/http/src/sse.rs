@@ -12,6 +12,17 @@
 //! live channel catches up the same way. When the events after its position
 //! are no longer kept, it is told with `event: error` (`events_expired`).
 //!
+//! `GET /sse/transactions/{user_id}` with the simulation on is a feed
+//! stream: the connection drives a simulated feed of its own (see
+//! `simulation`) and receives exactly that feed's transactions, as each
+//! connection to the old service did; its event ids carry the feed
+//! (`<ms>-<seq>.<feed>`), so a reconnection with `Last-Event-ID` first
+//! gets what the old feed published after that id (up to the moment the
+//! server noticed the disconnect, when the old feed stopped), then its own
+//! new feed's. Without the simulation (or without the API key when one is
+//! set) the route streams the user's real transactions and writes
+//! nothing.
+//!
 //! A process holds at most `http.max_streams` streams ([`StreamSlots`]); one
 //! more answers 503 `too_many_streams`. When the server shuts down, every
 //! stream sends `event: error` (`shutting_down`) and ends, so clients
@@ -32,13 +43,13 @@ use serde::Deserialize;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use txwatch_cache::{Event, EventId, EventLog};
+use txwatch_cache::{Event, EventId, EventLog, FeedId};
 use txwatch_domain::UserId;
 
 use crate::error::ApiError;
 use crate::hub::{Live, Notice, UserSubscription};
 use crate::metrics::Metrics;
-use crate::simulation::WatchGuard;
+use crate::simulation::FeedGuard;
 use crate::state::AppState;
 
 /// Comment period, as the old service.
@@ -48,19 +59,21 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Events read from the Redis stream per catch-up read.
 const REPLAY_CHUNK: usize = 200;
 
-/// `GET /sse/transactions/{user_id}`: the user's live simulation (started
-/// if nobody watches it yet) and every other transaction of the user.
+/// `GET /sse/transactions/{user_id}`: with the simulation on (and the API
+/// key, when one is set), a simulated feed of this connection's own and
+/// nothing else; otherwise the user's real transactions.
 #[utoipa::path(
     get,
     path = "/sse/transactions/{user_id}",
     tag = "live",
     operation_id = "stream_user_transactions",
-    summary = "Live transactions of one user, with its simulation",
+    summary = "Live transactions of one user: this connection's own simulated feed",
     description = crate::openapi::USER_STREAM_DESCRIPTION,
     params(
         ("user_id" = uuid::Uuid, Path, description = "Whose transactions."),
         crate::openapi::ResumeHeader,
     ),
+    security((), ("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, response = crate::openapi::EventStream),
         (status = 422, description = "`user_id` is not a UUID (`invalid_parameter`) or \
@@ -78,14 +91,34 @@ pub(crate) async fn user_stream(
         .parse()
         .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
     let resume = last_event_id(&request)?;
+    let simulate = state.simulation_enabled && state.may_write(request.headers());
     let slot = open_slot(&state, "user")?;
-    let watch = state.simulations.watch(user_id);
-    // Subscribed before the position is read: see `start_position`.
+    // Subscribed before the position is read, and the position read before
+    // the feed starts: its first event comes after both (`start_position`).
     let source = Source::User(state.hub.subscribe_user(user_id));
-    let start = start_position(&state.events, resume).await;
+    if !simulate {
+        let start = start_position(&state.events, resume.map(|r| r.at)).await;
+        let filter = Filter {
+            user_id: Some(user_id),
+            anomalies_only: false,
+            origin: OriginFilter::Real,
+        };
+        return Ok(respond(Feed::new(
+            source, filter, start, &state, slot, None,
+        )));
+    }
+    // Only a feed's own id is worth resuming: the events after it that
+    // this stream sends are that feed's.
+    let resumed = resume.and_then(|r| r.feed.map(|feed| (r.at, feed)));
+    let start = start_position(&state.events, resumed.map(|(at, _)| at)).await;
+    let guard = state.simulations.start(user_id);
     let filter = Filter {
         user_id: Some(user_id),
         anomalies_only: false,
+        origin: OriginFilter::Feeds {
+            own: guard.feed(),
+            resumed: resumed.map(|(_, feed)| feed),
+        },
     };
     Ok(respond(Feed::new(
         source,
@@ -93,7 +126,7 @@ pub(crate) async fn user_stream(
         start,
         &state,
         slot,
-        Some(watch),
+        Some(guard),
     )))
 }
 
@@ -155,10 +188,11 @@ pub(crate) async fn all_stream(
         Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
         None => Source::All(state.hub.subscribe_all()),
     };
-    let start = start_position(&state.events, resume).await;
+    let start = start_position(&state.events, resume.map(|r| r.at)).await;
     let filter = Filter {
         user_id,
         anomalies_only,
+        origin: OriginFilter::Any,
     };
     Ok(respond(Feed::new(
         source, filter, start, &state, slot, None,
@@ -284,7 +318,24 @@ enum Start {
     Live,
 }
 
-fn last_event_id(request: &HttpRequest) -> Result<Option<EventId>, ApiError> {
+/// Where a client's `Last-Event-ID` says it stopped: a position in the
+/// event stream and, for a feed stream's ids, the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resume {
+    at: EventId,
+    feed: Option<FeedId>,
+}
+
+/// The SSE id of `event` as `filter`'s stream sends it: its position, plus
+/// its feed on a feed stream.
+fn sse_id(event: &Event, filter: &Filter) -> String {
+    match (event.feed, filter.origin) {
+        (Some(feed), OriginFilter::Feeds { .. }) => format!("{}.{feed}", event.id),
+        _ => event.id.to_string(),
+    }
+}
+
+fn last_event_id(request: &HttpRequest) -> Result<Option<Resume>, ApiError> {
     let Some(value) = request.headers().get("Last-Event-ID") else {
         return Ok(None);
     };
@@ -295,9 +346,21 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<EventId>, ApiError> {
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse()
+    parse_resume(text)
         .map(Some)
-        .map_err(|_| ApiError::InvalidEventId(format!("`{text}` is not an event id of ours")))
+        .ok_or_else(|| ApiError::InvalidEventId(format!("`{text}` is not an event id of ours")))
+}
+
+/// `<ms>-<seq>` or `<ms>-<seq>.<feed>`, as [`sse_id`] writes them.
+fn parse_resume(text: &str) -> Option<Resume> {
+    let (at, feed) = match text.split_once('.') {
+        Some((at, feed)) => (at, Some(feed.parse().ok()?)),
+        None => (text, None),
+    };
+    Some(Resume {
+        at: at.parse().ok()?,
+        feed,
+    })
 }
 
 /// Which events a stream sends.
@@ -305,12 +368,34 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<EventId>, ApiError> {
 struct Filter {
     user_id: Option<UserId>,
     anomalies_only: bool,
+    origin: OriginFilter,
+}
+
+/// Which events a stream sends, by where their transactions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OriginFilter {
+    /// Real and simulated ones.
+    Any,
+    /// Real ones only.
+    Real,
+    /// This connection's own feed's, and those of the feed it resumed.
+    Feeds {
+        own: FeedId,
+        resumed: Option<FeedId>,
+    },
 }
 
 impl Filter {
     fn admits(&self, event: &Event) -> bool {
         self.user_id.is_none_or(|user_id| user_id == event.user_id)
             && (!self.anomalies_only || event.is_anomaly)
+            && match self.origin {
+                OriginFilter::Any => true,
+                OriginFilter::Real => event.feed.is_none(),
+                OriginFilter::Feeds { own, resumed } => event
+                    .feed
+                    .is_some_and(|feed| feed == own || Some(feed) == resumed),
+            }
     }
 }
 
@@ -352,8 +437,9 @@ struct Feed {
     metrics: Metrics,
     /// Holds this stream's place in the process's limit.
     _slot: StreamSlot,
-    /// Keeps the user's simulation running while the client is connected.
-    _watch: Option<WatchGuard>,
+    /// Keeps this connection's simulated feed running while the client is
+    /// connected.
+    _feed: Option<FeedGuard>,
 }
 
 impl Feed {
@@ -363,7 +449,7 @@ impl Feed {
         start: Start,
         state: &AppState,
         slot: StreamSlot,
-        watch: Option<WatchGuard>,
+        feed: Option<FeedGuard>,
     ) -> Feed {
         let (position, check_expiry) = match start {
             Start::Resume(id) => (Some(id), true),
@@ -390,7 +476,7 @@ impl Feed {
             finished: false,
             metrics: state.metrics().clone(),
             _slot: slot,
-            _watch: watch,
+            _feed: feed,
         }
     }
 
@@ -432,7 +518,7 @@ impl Feed {
     async fn next_event(&mut self) -> Option<sse::Event> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
-                return Some(data(&event));
+                return Some(data(&event, &self.filter));
             }
             if let Some(after) = self.replay_after {
                 match self.replay_chunk(after).await {
@@ -453,7 +539,7 @@ impl Feed {
                     }
                     self.position = Some(event.id);
                     if self.filter.admits(&event) {
-                        return Some(data(&event));
+                        return Some(data(&event, &self.filter));
                     }
                 }
                 Ok(Live::Notice(notice)) => return Some(self.notice(&notice)),
@@ -522,9 +608,9 @@ impl Feed {
     }
 }
 
-fn data(event: &Event) -> sse::Event {
+fn data(event: &Event, filter: &Filter) -> sse::Event {
     let json = String::from_utf8_lossy(&event.data).into_owned();
-    sse::Data::new(json).id(event.id.to_string()).into()
+    sse::Data::new(json).id(sse_id(event, filter)).into()
 }
 
 fn error_event(notice: &Notice) -> sse::Event {

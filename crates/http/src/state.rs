@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderMap;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use txwatch_cache::{EventLog, RedisPool};
@@ -33,9 +34,11 @@ pub struct AppState {
     pub events: EventLog,
     /// This process's live subscribers.
     pub hub: EventHub,
-    /// Who watches which user's simulation here.
+    /// The simulated feeds running here.
     pub simulations: Simulations,
-    /// SHA-256 of the API key the write routes require, if any.
+    /// Whether `GET /sse/transactions/{user_id}` simulates (see `sse`).
+    pub simulation_enabled: bool,
+    /// SHA-256 of the API key that writes require, if any.
     pub api_key_digest: Option<Arc<[u8]>>,
     /// Origins whose pages may write; `"*"` for any.
     pub write_origins: Arc<[String]>,
@@ -52,7 +55,8 @@ pub struct AppState {
 
 impl AppState {
     /// State for the given repository, pipeline, queue of single posts,
-    /// Redis pool and settings, with an empty hub and no simulations; the
+    /// Redis pool and settings, with an empty hub and no simulated feeds
+    /// (`simulation_enabled` says whether streams may start them); the
     /// caller runs [`run_relay`](crate::run_relay),
     /// [`run_simulations`](crate::run_simulations) and
     /// [`run_ingest_worker`](crate::run_ingest_worker) on them, and cancels
@@ -63,6 +67,7 @@ impl AppState {
         single: IngestQueue,
         redis: RedisPool,
         config: &HttpConfig,
+        simulation_enabled: bool,
     ) -> AppState {
         let api_key_digest = (!config.api_key.trim().is_empty())
             .then(|| Arc::from(&Sha256::digest(config.api_key.trim().as_bytes())[..]));
@@ -75,6 +80,7 @@ impl AppState {
             single,
             hub,
             simulations: Simulations::new(),
+            simulation_enabled,
             api_key_digest,
             write_origins: config
                 .cors_write_origins
@@ -92,5 +98,26 @@ impl AppState {
     /// Where this process records what it does.
     pub fn metrics(&self) -> &Metrics {
         self.pipeline.metrics()
+    }
+
+    /// Whether a request with these headers may write: no API key is
+    /// configured, or it sent the key as `X-API-Key` or
+    /// `Authorization: Bearer`.
+    pub(crate) fn may_write(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = self.api_key_digest.as_deref() else {
+            return true;
+        };
+        let sent = headers
+            .get("X-API-Key")
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get("Authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "))
+            });
+        // Comparing digests keeps the comparison's timing independent of how
+        // much of the key a guess got right.
+        sent.is_some_and(|key| Sha256::digest(key.trim().as_bytes())[..] == expected[..])
     }
 }

@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use txwatch_cache::{CacheError, WindowStore};
-use txwatch_domain::{Amount, Detector, Transaction, UserId, Window};
+use txwatch_domain::{Amount, Detector, Origin, Transaction, UserId, Window};
 use txwatch_simulator::{HistoryPlan, SimulatedTransaction, SimulatorConfig};
 use txwatch_storage::{StorageError, TransactionRepository};
 
@@ -279,6 +279,9 @@ fn score<D: Detector>(
         currency: row.currency,
         txn_date: row.txn_date,
         status: row.status,
+        // Loaded history stands in for real transactions: live ones are
+        // judged against it.
+        origin: Origin::Real,
         verdict,
     }
 }
@@ -298,7 +301,9 @@ pub async fn warm_windows(
 ) -> Result<usize, SeedError> {
     let users: Vec<UserId> = report.windows.iter().map(|(user_id, _)| *user_id).collect();
     for chunk in users.chunks(1000) {
-        let latest = repository.latest_entries(chunk, store.capacity()).await?;
+        let latest = repository
+            .latest_entries(chunk, store.capacity(), Origin::Real)
+            .await?;
         for (user_id, entries) in &latest {
             store.replace(*user_id, entries).await?;
         }

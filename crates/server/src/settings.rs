@@ -24,7 +24,7 @@ pub struct Settings {
     pub http: HttpConfig,
     /// The anomaly detector: its kind and optional parameters.
     pub detector: DetectorParams,
-    /// Live simulations behind `GET /sse/transactions/{user_id}`.
+    /// The live simulation behind `GET /sse/transactions/{user_id}`.
     pub simulator: SimulatorSettings,
     /// Logging.
     pub log: LogSettings,
@@ -48,11 +48,16 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
 }
 
-/// How the live simulator draws transactions (design section 7).
+/// The live simulation behind `GET /sse/transactions/{user_id}`, and how it
+/// draws transactions (design section 7).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatorSettings {
-    /// Milliseconds between two transactions of one watched user.
+    /// Whether connections to `GET /sse/transactions/{user_id}` drive
+    /// simulated feeds (the old service's behaviour); off, that route only
+    /// streams the user's real transactions and nothing creates any.
+    pub enabled: bool,
+    /// Milliseconds between two transactions of one feed.
     pub interval_ms: u64,
     /// Chance that a transaction is large.
     pub large_probability: f64,

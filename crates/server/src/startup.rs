@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use txwatch_cache::{CacheError, EventLog, Keys, Leases, WindowStore};
+use txwatch_cache::{CacheError, EventLog, Keys, WindowStore};
 use txwatch_http::{AppState, IngestQueue, Metrics, Pipeline, SimulationSettings};
 use txwatch_storage::{StorageError, TransactionRepository};
 
@@ -153,25 +153,20 @@ impl Application {
             transactions,
             pipeline.clone(),
             single,
-            redis.clone(),
+            redis,
             &settings.http,
+            settings.simulator.enabled,
         );
         let shutdown = state.shutdown.clone();
 
-        let interval = Duration::from_millis(settings.simulator.interval_ms);
-        // A holder that stops renewing loses its users after three missed
-        // ticks; another process with viewers takes them over.
-        let leases = Leases::new(redis, keys, (interval * 3).max(Duration::from_secs(1)));
         let simulation = SimulationSettings {
-            interval,
+            interval: Duration::from_millis(settings.simulator.interval_ms),
             simulator: settings.simulator.to_config()?,
-            holder: uuid::Uuid::new_v4().to_string(),
         };
         let relay = tokio::spawn(txwatch_http::run_relay(state.hub.clone(), events));
         let simulations = tokio::spawn(txwatch_http::run_simulations(
             state.simulations.clone(),
             pipeline.clone(),
-            leases,
             state.hub.clone(),
             simulation,
             shutdown.clone(),
@@ -257,7 +252,7 @@ impl Application {
     /// grace period (`server.shutdown_timeout_secs`):
     /// 1. every SSE stream sends `event: error` `shutting_down` and ends, so
     ///    clients reconnect elsewhere and resume by id, and the simulations
-    ///    stop after the tick under way, giving up their leases;
+    ///    stop after the tick under way;
     /// 2. the listener closes and in-flight requests finish;
     /// 3. the ingest workers finish what was handed to them, publishing the
     ///    events of what they stored.

@@ -127,7 +127,8 @@ pub fn database_url(url: &str, name: &str) -> String {
     }
 }
 
-/// A transaction for fixtures: `paid`, `INR`, not judged, with a fresh id.
+/// A transaction for fixtures: `paid`, `INR`, not simulated, not judged,
+/// with a fresh id.
 pub fn transaction(
     user_id: txwatch_domain::UserId,
     txn_date: time::OffsetDateTime,
@@ -140,6 +141,7 @@ pub fn transaction(
         currency: txwatch_domain::Currency::INR,
         txn_date,
         status: txwatch_domain::Status::PAID,
+        origin: txwatch_domain::Origin::Real,
         verdict: txwatch_domain::Verdict::NotEnoughHistory { have: 0 },
     }
 }

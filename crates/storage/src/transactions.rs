@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use txwatch_domain::{Amount, Score, Transaction, TransactionId, UserId, Verdict, WindowEntry};
+use txwatch_domain::{
+    Amount, Origin, Score, Transaction, TransactionId, UserId, Verdict, WindowEntry,
+};
 use uuid::Uuid;
 
 use crate::error::StorageError;
@@ -69,9 +71,9 @@ impl Page {
 }
 
 const COLUMNS: &str = "id, user_id, amount, currency, txn_date, status, \
-     is_anomaly, anomaly_score, window_len, baseline, threshold";
+     is_anomaly, anomaly_score, window_len, baseline, threshold, simulated";
 
-const COLUMN_TYPES: [Type; 11] = [
+const COLUMN_TYPES: [Type; 12] = [
     Type::UUID,
     Type::UUID,
     Type::NUMERIC,
@@ -83,6 +85,7 @@ const COLUMN_TYPES: [Type; 11] = [
     Type::INT4,
     Type::FLOAT8,
     Type::FLOAT8,
+    Type::BOOL,
 ];
 
 // Why the nested query: the contract orders by `txn_date desc, id asc`, which
@@ -96,7 +99,7 @@ const COLUMN_TYPES: [Type; 11] = [
 // them.
 const FIRST_PAGE: &str = "select * from ( \
        select id, user_id, amount, currency, txn_date, status, \
-              is_anomaly, anomaly_score, window_len, baseline, threshold \
+              is_anomaly, anomaly_score, window_len, baseline, threshold, simulated \
        from transactions \
        where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
        order by txn_date desc fetch first ($6) rows with ties) page \
@@ -107,7 +110,7 @@ const FIRST_PAGE: &str = "select * from ( \
 // `txn_date <= $6` lets the index range scan start at the cursor.
 const NEXT_PAGE: &str = "select * from ( \
        select id, user_id, amount, currency, txn_date, status, \
-              is_anomaly, anomaly_score, window_len, baseline, threshold \
+              is_anomaly, anomaly_score, window_len, baseline, threshold, simulated \
        from transactions \
        where user_id = $1 and txn_date between $2 and $3 and amount between $4 and $5 \
          and txn_date <= $6 and (txn_date < $6 or id > $7) \
@@ -124,8 +127,11 @@ const DISTINCT_USERS: &str = "with recursive users(user_id) as ( \
        from users where users.user_id is not null) \
      select user_id from users where user_id is not null";
 
-// Backward along ix_user_date_amount_id: no sort needed.
-const LATEST_AMOUNTS: &str = "select amount from transactions where user_id = $1 \
+// Backward along ix_user_date_amount_id: no sort needed. Rows of the other
+// origin are skipped on the way (`simulated` is not in the index, so each
+// row read costs a heap visit; this runs only when a window is rebuilt).
+const LATEST_AMOUNTS: &str = "select amount from transactions \
+     where user_id = $1 and simulated = $3 \
      order by txn_date desc, amount desc, id desc limit $2";
 
 // The same order, for many users in one statement: one short backward index
@@ -133,7 +139,8 @@ const LATEST_AMOUNTS: &str = "select amount from transactions where user_id = $1
 const LATEST_ENTRIES: &str = "select u.user_id, t.id, t.txn_date, t.amount \
      from unnest($1::uuid[]) as u(user_id) \
      cross join lateral ( \
-       select id, txn_date, amount from transactions where user_id = u.user_id \
+       select id, txn_date, amount from transactions \
+       where user_id = u.user_id and simulated = $3 \
        order by txn_date desc, amount desc, id desc limit $2) as t";
 
 // One statement, so a batch is stored whole or not at all; ids stored
@@ -141,10 +148,10 @@ const LATEST_ENTRIES: &str = "select u.user_id, t.id, t.txn_date, t.amount \
 // `returning` says which rows this call stored.
 const INSERT_MANY: &str = "insert into transactions ( \
        id, user_id, amount, currency, txn_date, status, \
-       is_anomaly, anomaly_score, window_len, baseline, threshold) \
+       is_anomaly, anomaly_score, window_len, baseline, threshold, simulated) \
      select * from unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::varchar[], \
        $5::timestamptz[], $6::varchar[], $7::bool[], $8::float8[], $9::int4[], \
-       $10::float8[], $11::float8[]) \
+       $10::float8[], $11::float8[], $12::bool[]) \
      on conflict (id) do nothing \
      returning id";
 
@@ -154,7 +161,7 @@ const INSERT_MANY: &str = "insert into transactions ( \
 const COPY_FROM: usize = 64;
 
 const FIND_MANY: &str = "select id, user_id, amount, currency, txn_date, status, \
-       is_anomaly, anomaly_score, window_len, baseline, threshold \
+       is_anomaly, anomaly_score, window_len, baseline, threshold, simulated \
      from transactions where id = any($1)";
 
 impl TransactionRepository {
@@ -178,7 +185,7 @@ impl TransactionRepository {
         let statement = client
             .prepare_cached(&format!(
                 "insert into transactions ({COLUMNS}) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .await?;
         let row = RowValues::of(transaction);
@@ -265,8 +272,9 @@ impl TransactionRepository {
         Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
     }
 
-    /// The user's `n` latest amounts, oldest first: what a detector window
-    /// holds after replaying the user's history.
+    /// The user's `n` latest amounts of `origin`, oldest first: what a
+    /// detector window holds after replaying the user's history of that
+    /// origin.
     ///
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
@@ -274,12 +282,16 @@ impl TransactionRepository {
         &self,
         user_id: UserId,
         n: usize,
+        origin: Origin,
     ) -> Result<Vec<Amount>, StorageError> {
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(LATEST_AMOUNTS).await?;
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
         let rows = client
-            .query(&statement, &[&user_id.as_uuid(), &limit])
+            .query(
+                &statement,
+                &[&user_id.as_uuid(), &limit, &origin.is_simulated()],
+            )
             .await?;
         let mut amounts = rows
             .iter()
@@ -295,9 +307,10 @@ impl TransactionRepository {
         Ok(amounts)
     }
 
-    /// The `n` latest transactions of each of `users`, oldest first, as
-    /// windows remember them (in `txn_date, amount, id` order, the order of
-    /// the history index). Users without history map to an empty list.
+    /// The `n` latest transactions of `origin` of each of `users`, oldest
+    /// first, as windows remember them (in `txn_date, amount, id` order, the
+    /// order of the history index). Users without such history map to an
+    /// empty list.
     ///
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
@@ -305,6 +318,7 @@ impl TransactionRepository {
         &self,
         users: &[UserId],
         n: usize,
+        origin: Origin,
     ) -> Result<HashMap<UserId, Vec<WindowEntry>>, StorageError> {
         let mut windows: HashMap<UserId, Vec<WindowEntry>> =
             users.iter().map(|&user| (user, Vec::new())).collect();
@@ -315,7 +329,9 @@ impl TransactionRepository {
         let statement = client.prepare_cached(LATEST_ENTRIES).await?;
         let ids: Vec<Uuid> = users.iter().map(UserId::as_uuid).collect();
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        let rows = client.query(&statement, &[&ids, &limit]).await?;
+        let rows = client
+            .query(&statement, &[&ids, &limit, &origin.is_simulated()])
+            .await?;
         for row in &rows {
             let user_id = UserId(row.try_get(0)?);
             let id: Uuid = row.try_get(1)?;
@@ -374,6 +390,7 @@ impl TransactionRepository {
         let mut window_lens = Vec::with_capacity(n);
         let mut baselines = Vec::with_capacity(n);
         let mut thresholds = Vec::with_capacity(n);
+        let mut simulated = Vec::with_capacity(n);
         for t in transactions {
             let row = RowValues::of(t);
             ids.push(row.id);
@@ -387,6 +404,7 @@ impl TransactionRepository {
             window_lens.push(row.window_len);
             baselines.push(row.baseline);
             thresholds.push(row.threshold);
+            simulated.push(row.simulated);
         }
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(INSERT_MANY).await?;
@@ -405,6 +423,7 @@ impl TransactionRepository {
                     &window_lens,
                     &baselines,
                     &thresholds,
+                    &simulated,
                 ],
             )
             .await?;
@@ -497,6 +516,7 @@ struct RowValues<'a> {
     window_len: i32,
     baseline: Option<f64>,
     threshold: Option<f64>,
+    simulated: bool,
 }
 
 impl<'a> RowValues<'a> {
@@ -514,10 +534,11 @@ impl<'a> RowValues<'a> {
             window_len: i32::try_from(t.verdict.window_len()).unwrap_or(i32::MAX),
             baseline: score.map(|s| s.baseline),
             threshold: score.map(|s| s.threshold),
+            simulated: t.origin.is_simulated(),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.id,
             &self.user_id,
@@ -530,6 +551,7 @@ impl<'a> RowValues<'a> {
             &self.window_len,
             &self.baseline,
             &self.threshold,
+            &self.simulated,
         ]
     }
 }
@@ -564,6 +586,11 @@ fn transaction_from_row(row: &Row) -> Result<Transaction, StorageError> {
         status: status
             .parse()
             .map_err(|e: txwatch_domain::StatusError| corrupt(e.to_string()))?,
+        origin: if row.try_get(11)? {
+            Origin::Simulated
+        } else {
+            Origin::Real
+        },
         verdict,
     })
 }

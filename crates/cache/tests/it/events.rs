@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use txwatch_cache::testing::TestRedis;
-use txwatch_cache::{CacheConfig, CacheError, EventId, EventLog, NewEvent, connect, ping};
+use txwatch_cache::{CacheConfig, CacheError, EventId, EventLog, FeedId, NewEvent, connect, ping};
 use txwatch_domain::UserId;
 
 use crate::{new_user, within};
@@ -15,6 +15,7 @@ fn event(user_id: UserId, is_anomaly: bool, data: &[u8]) -> NewEvent<'_> {
     NewEvent {
         user_id,
         is_anomaly,
+        feed: None,
         data,
     }
 }
@@ -315,6 +316,52 @@ async fn an_entry_too_short_for_its_user_and_flag_is_reported_as_corrupt() {
         Err(CacheError::CorruptEntry { key: at, reason }) => {
             assert_eq!(at, key);
             assert!(reason.contains("`e`"), "{reason}");
+        }
+        other => panic!("expected CorruptEntry, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_simulated_event_reads_back_with_its_feed_and_a_real_one_without() {
+    let redis = within(TestRedis::create()).await;
+    let events = log(&redis, 100);
+    let user = new_user();
+    let feed = FeedId(0x0123_4567_89ab_cdef);
+    within(events.append(&[
+        NewEvent {
+            feed: Some(feed),
+            ..event(user, true, b"{\"simulated\":true}")
+        },
+        event(user, false, b"{\"simulated\":false}"),
+    ]))
+    .await
+    .expect("append");
+    let read = within(events.read_after(EventId::ZERO, 10, None))
+        .await
+        .expect("read");
+    let seen: Vec<(Option<FeedId>, bool, &[u8])> = read
+        .iter()
+        .map(|e| (e.feed, e.is_anomaly, &e.data[..]))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some(feed), true, &b"{\"simulated\":true}"[..]),
+            (None, false, &b"{\"simulated\":false}"[..]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_feed_field_that_is_not_eight_bytes_is_reported_as_corrupt() {
+    let redis = within(TestRedis::create()).await;
+    let events = log(&redis, 100);
+    let mut entry = new_user().as_uuid().as_bytes().to_vec();
+    entry.push(0);
+    xadd_raw(&redis, &[("e", &entry[..]), ("f", b"short")]).await;
+    match within(events.read_after(EventId::ZERO, 10, None)).await {
+        Err(CacheError::CorruptEntry { reason, .. }) => {
+            assert!(reason.contains("feed id"), "{reason}");
         }
         other => panic!("expected CorruptEntry, got {other:?}"),
     }

@@ -1,7 +1,6 @@
 //! The cache against a real Redis: each test works under its own key prefix.
 
 mod events;
-mod lease;
 mod pool;
 mod test_redis;
 mod window;

@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use deadpool_redis::redis;
 use txwatch_cache::testing::TestRedis;
-use txwatch_cache::{EventLog, Leases, NewEvent, RedisPool, WindowStore};
+use txwatch_cache::{EventLog, NewEvent, RedisPool, WindowStore};
+use txwatch_domain::Origin;
 
 use crate::{entry, new_user, within};
 
@@ -70,24 +71,21 @@ async fn dropping_a_test_redis_removes_its_keys_and_no_others() {
             .await
             .expect("replace");
     }
-    let leases = Leases::new(
-        doomed.pool().clone(),
-        doomed.keys().clone(),
-        Duration::from_secs(60),
-    );
-    within(leases.acquire_or_renew(&[new_user()], "server-a"))
+    let simulated = windows.clone().with_origin(Origin::Simulated);
+    within(simulated.replace(new_user(), &[entry(0, "1.00")]))
         .await
-        .expect("lease");
+        .expect("replace a simulated window");
     let events = EventLog::new(doomed.pool().clone(), doomed.keys(), 100);
     let event = NewEvent {
         user_id: new_user(),
         is_anomaly: false,
+        feed: None,
         data: b"{}",
     };
     within(events.append(&[event])).await.expect("append");
     assert_eq!(count_matching(neighbour.pool(), &pattern).await, 5);
 
-    drop((windows, leases, events));
+    drop((windows, simulated, events));
     drop(doomed);
 
     // Checked over the neighbour's connection, which the drop did not touch.

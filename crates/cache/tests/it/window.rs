@@ -4,7 +4,7 @@ use std::time::Duration;
 use deadpool_redis::redis;
 use txwatch_cache::testing::TestRedis;
 use txwatch_cache::{CacheError, Step, StepRequest, WindowStore};
-use txwatch_domain::{Amount, TransactionId, UserId, WindowEntry};
+use txwatch_domain::{Amount, Origin, TransactionId, UserId, WindowEntry};
 use uuid::Uuid;
 
 use crate::{Numbers, amounts, amounts_of, at, entry, latest, new_user, within};
@@ -731,4 +731,33 @@ async fn withdrawing_a_push_takes_its_record_back_and_nothing_else() {
         latest(&expected, 3)
     );
     within(store.withdraw(&[])).await.expect("nothing to do");
+}
+
+#[tokio::test]
+async fn a_users_simulated_window_is_kept_apart_from_their_real_one() {
+    let redis = within(TestRedis::create()).await;
+    let real = store(&redis, 5);
+    let simulated = store(&redis, 5).with_origin(Origin::Simulated);
+    assert_eq!(simulated.origin(), Origin::Simulated);
+    let user = new_user();
+    let history = [entry(0, "100.00"), entry(1, "100.00")];
+    within(real.replace(user, &history))
+        .await
+        .expect("real window");
+    let step = within(simulated.step(&request(user, entry(2, "9000.00"), &[])))
+        .await
+        .expect("a simulated step");
+    // The simulated window was built from no history, not from the real one.
+    assert_eq!(pushed(step), amounts(&[]));
+    let step = within(real.step(&plain(user, entry(3, "50.00"))))
+        .await
+        .expect("a real step");
+    assert_eq!(pushed(step), amounts(&["100.00", "100.00"]));
+    within(simulated.forget(&[user])).await.expect("forget");
+    assert_eq!(
+        amounts_of(&within(real.read(user)).await.expect("read")),
+        amounts(&["100.00", "100.00", "50.00"])
+    );
+    assert!(exists(&redis, &redis.keys().window(user)).await);
+    assert!(!exists(&redis, &redis.keys().simulated_window(user)).await);
 }

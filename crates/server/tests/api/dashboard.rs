@@ -4,34 +4,24 @@
 //! reason, charts a user, pages through that user's history, recovers
 //! from a lost connection, and keeps its live table bounded.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (or `CHROMEDRIVER` and
-//! `CHROMIUM` naming the two executables); without them the browser test
-//! fails and says so.
+//! The browser comes from [`crate::browser`].
 
 use std::collections::HashSet;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use futures_util::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::process::{Child, Command};
 
+use crate::browser::Browser;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, within};
 use crate::proxy::CuttableProxy;
 
 /// The longest wait for anything to show up in the page.
 const WAIT: Duration = Duration::from_secs(15);
-
-const INSTALL_HINT: &str = "the dashboard test drives a headless Chromium: install Debian's \
-     `chromium` and `chromium-driver` (apt-get install -y chromium chromium-driver), or set \
-     CHROMIUM and CHROMEDRIVER to the executables";
 
 #[tokio::test]
 async fn the_dashboard_and_its_assets_are_served_with_their_types_and_validators() {
@@ -417,7 +407,8 @@ async fn exercise_filters_and_simulation(
         "{message}"
     );
 
-    // Simulating the user: its transactions stream in until stopped.
+    // Simulating the user: its transactions stream in until stopped, each
+    // saying it was simulated.
     click(page, "#simulate").await;
     wait_for(
         page,
@@ -427,6 +418,19 @@ async fn exercise_filters_and_simulation(
         ),
     )
     .await;
+    let reasons = run(
+        page,
+        &format!(
+            "return [...document.querySelectorAll('#live-rows tr[data-user=\"{user}\"] .reason')]\
+             .map(cell => cell.textContent)"
+        ),
+    )
+    .await;
+    let reasons = strings(&reasons);
+    assert!(
+        reasons.len() >= 3 && reasons.iter().all(|r| r.starts_with("simulated: ")),
+        "{reasons:?}"
+    );
     click(page, "#simulate").await;
     assert_eq!(
         run(
@@ -519,96 +523,4 @@ fn strings(value: &Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().expect("a string").to_owned())
         .collect()
-}
-
-/// A headless Chromium session through a chromedriver of the test's own.
-struct Browser {
-    client: Client,
-    /// Killed when dropped.
-    _driver: Child,
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let driver = executable("CHROMEDRIVER", &["chromedriver"]);
-        let chromium = executable("CHROMIUM", &["chromium", "chromium-browser"]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{} does not start ({e}); {INSTALL_HINT}", driver.display())
-            });
-        within(async {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_err()
-            {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("{} exited with {status}", driver.display());
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1400,1100",
-                ],
-            }),
-        );
-        let client = within(
-            ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities)
-                .connect(&format!("http://127.0.0.1:{port}")),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("chromium starts under chromedriver: {e}; {INSTALL_HINT}"));
-        Browser {
-            client,
-            _driver: child,
-        }
-    }
-
-    /// Runs `test`, then ends the session whatever happened, so no
-    /// Chromium outlives the test (chromedriver is killed when dropped).
-    async fn run(&self, test: impl Future<Output = ()>) {
-        let outcome = AssertUnwindSafe(test).catch_unwind().await;
-        let _ = tokio::time::timeout(WAIT, self.client.clone().close()).await;
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-    }
-}
-
-/// The executable named by `variable`, else the first of `names` on the
-/// `PATH`; fails the test with the install hint when there is none.
-fn executable(variable: &str, names: &[&str]) -> PathBuf {
-    if let Some(path) = std::env::var_os(variable) {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .collect();
-    names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("{} not found; {INSTALL_HINT}", names.join(" or ")))
 }

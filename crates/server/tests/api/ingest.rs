@@ -39,7 +39,7 @@ async fn a_posted_transaction_is_scored_stored_and_answered_201_and_its_id_again
         json!({
             "id": id, "user_id": user, "amount": "271.62", "currency": "USD",
             "txn_date": "2026-03-01T10:00:00.123456Z", "status": "failed",
-            "meta_data": {"is_anomaly": false, "window_len": 0},
+            "meta_data": {"is_anomaly": false, "simulated": false, "window_len": 0},
         })
     );
     // The same id with other values: the stored transaction, unchanged.

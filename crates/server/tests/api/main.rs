@@ -1,6 +1,7 @@
 //! The whole server, started exactly as in production against a real
 //! PostgreSQL database and Redis key prefix of each test's own.
 
+mod browser;
 mod dashboard;
 mod errors;
 mod helpers;
@@ -16,4 +17,5 @@ mod routes;
 mod seeding;
 mod server_process;
 mod shutdown;
+mod simulation;
 mod sse_client;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use txwatch_cache::WindowStore;
 use txwatch_cache::testing::TestRedis;
-use txwatch_domain::UserId;
+use txwatch_cache::{EventId, EventLog, WindowStore};
+use txwatch_domain::{Origin, UserId};
 use txwatch_storage::TransactionRepository;
 use txwatch_storage::testing::TestDatabase;
 
@@ -116,7 +116,7 @@ async fn two_processes_store_concurrent_posts_once_and_keep_the_window_exact() {
     assert_eq!((rows, distinct), (2001, 2001));
 
     let repository = TransactionRepository::new(db.pool().clone());
-    let latest = within(repository.latest_entries(&[UserId(user)], 20))
+    let latest = within(repository.latest_entries(&[UserId(user)], 20, Origin::Real))
         .await
         .expect("latest");
     let store = WindowStore::new(
@@ -132,44 +132,84 @@ async fn two_processes_store_concurrent_posts_once_and_keep_the_window_exact() {
 }
 
 #[tokio::test]
-async fn viewers_of_one_user_on_two_processes_share_one_simulation() {
+async fn each_process_drives_its_own_connections_feeds_and_a_feed_resumes_on_the_other() {
     let db = TestDatabase::create().await;
     let redis = TestRedis::create().await;
-    let fast = [("APP_SIMULATOR__INTERVAL_MS", "500")];
+    let fast = [("APP_SIMULATOR__INTERVAL_MS", "200")];
     let a = ServerProcess::start_with(&db, &redis, &fast).await;
     let b = ServerProcess::start_with(&db, &redis, &fast).await;
     let user = uuid::Uuid::new_v4();
-    let mut on_a = open(&format!("{}/sse/transactions/{user}", a.address), None).await;
-    let mut on_b = open(&format!("{}/sse/transactions/{user}", b.address), None).await;
-    let span = Duration::from_secs(5);
+    let url = |process: &ServerProcess| format!("{}/sse/transactions/{user}", process.address);
+    let mut on_a = open(&url(&a), None).await;
+    let mut on_b = open(&url(&b), None).await;
+    let span = Duration::from_secs(2);
     let (seen_a, seen_b) = tokio::join!(on_a.collect_for(span), on_b.collect_for(span));
-    let ids = |events: Vec<crate::sse_client::SseEvent>| -> Vec<String> {
+    let transactions = |events: Vec<crate::sse_client::SseEvent>| -> Vec<(String, String)> {
         events
             .into_iter()
             .filter(|e| e.is_transaction())
-            .map(|e| e.id.expect("an id"))
+            .map(|e| {
+                let id = e.json()["id"].as_str().expect("an id").to_owned();
+                (e.id.expect("an event id"), id)
+            })
             .collect()
     };
-    let (seen_a, seen_b) = (ids(seen_a), ids(seen_b));
-    let pg = within(db.pool().get()).await.expect("connection");
-    let stored: i64 = within(pg.query_one(
-        "select count(*) from transactions where user_id = $1",
-        &[&user],
-    ))
-    .await
-    .expect("count")
-    .get(0);
-    // One simulation at one transaction per 500 ms: about 10 in 5 s, where
-    // two simulations would make about 20.
-    assert!((8..=12).contains(&stored), "{stored} stored");
-    // Both viewers see every one of them, whichever process made it.
-    for seen in [&seen_a, &seen_b] {
-        assert!(
-            seen.len() as i64 >= stored - 2,
-            "{} of {stored} seen",
-            seen.len()
-        );
-    }
-    let shared: HashSet<&String> = seen_a.iter().collect();
-    assert!(seen_b.iter().filter(|id| shared.contains(id)).count() >= seen_b.len() - 1);
+    let (seen_a, seen_b) = (transactions(seen_a), transactions(seen_b));
+    // Two connections, two feeds: neither sees the other's transactions.
+    let ids_a: HashSet<&String> = seen_a.iter().map(|(_, id)| id).collect();
+    assert!(
+        seen_a.len() >= 5 && seen_b.len() >= 5,
+        "{} and {}",
+        seen_a.len(),
+        seen_b.len()
+    );
+    assert!(seen_b.iter().all(|(_, id)| !ids_a.contains(id)));
+    drop(on_b);
+
+    // The client of a's feed stops reading, goes away, and reconnects to
+    // b with the id of the last event it read.
+    let (last_event_id, _) = seen_a.last().cloned().expect("an event");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    drop(on_a);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let feed_of = |event_id: &str| event_id.split_once('.').map(|(_, feed)| feed.to_owned());
+    let old_feed = feed_of(&last_event_id).expect("a feed id in the event id");
+    // What a's feed published after that event, from the event log itself.
+    let after: EventId = last_event_id
+        .split_once('.')
+        .map(|(at, _)| at)
+        .expect("an event id")
+        .parse()
+        .expect("a position");
+    let log = EventLog::new(redis.pool().clone(), redis.keys(), 10_000);
+    let published: Vec<String> = within(log.read_after(after, 10_000, None))
+        .await
+        .expect("the event log")
+        .into_iter()
+        .filter(|event| event.feed.map(|feed| feed.to_string()) == Some(old_feed.clone()))
+        .map(|event| {
+            serde_json::from_slice::<Value>(&event.data).expect("JSON")["id"]
+                .as_str()
+                .expect("an id")
+                .to_owned()
+        })
+        .collect();
+    assert!(published.len() >= 3, "{} published unread", published.len());
+
+    let mut resumed = open(&url(&b), Some(&last_event_id)).await;
+    let events = transactions(resumed.collect_for(Duration::from_millis(1000)).await);
+    let replayed: Vec<String> = events
+        .iter()
+        .filter(|(event_id, _)| feed_of(event_id).as_deref() == Some(old_feed.as_str()))
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        replayed, published,
+        "a's feed after {last_event_id}, once, in order"
+    );
+    // Then the resumed connection goes on with a feed of its own.
+    assert!(
+        events.len() > replayed.len(),
+        "no new feed after the replay"
+    );
 }

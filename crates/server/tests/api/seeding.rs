@@ -4,7 +4,7 @@ use indicatif::ProgressBar;
 use time::macros::datetime;
 use txwatch_cache::WindowStore;
 use txwatch_cache::testing::TestRedis;
-use txwatch_domain::{Detector, RollingMean, Verdict};
+use txwatch_domain::{Detector, Origin, RollingMean, Verdict};
 use txwatch_server::seed::{SeedError, SeedOptions, SeedReport, seed, warm_windows};
 use txwatch_simulator::SimulatorConfig;
 use txwatch_storage::TransactionRepository;
@@ -184,7 +184,7 @@ async fn warmed_windows_equal_each_users_latest_amounts_in_postgres() {
     for (user, replayed) in &report.windows {
         let cached = within(store.read(*user)).await.expect("window");
         let cached: Vec<_> = cached.iter().map(|entry| entry.amount).collect();
-        let stored = within(repository.latest_amounts(*user, 20))
+        let stored = within(repository.latest_amounts(*user, 20, Origin::Real))
             .await
             .expect("amounts");
         assert_eq!(cached.len(), 20);

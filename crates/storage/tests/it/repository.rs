@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::macros::datetime;
-use txwatch_domain::{Amount, Score, Transaction, TransactionId, UserId, Verdict};
+use txwatch_domain::{Amount, Origin, Score, Transaction, TransactionId, UserId, Verdict};
 use txwatch_storage::testing::{TestDatabase, transaction};
 use txwatch_storage::{PageQuery, StorageError, TransactionRepository};
 use uuid::Uuid;
@@ -193,7 +193,7 @@ async fn latest_amounts_are_the_newest_n_oldest_first() {
         .map(|i| transaction(user, base + time::Duration::hours(i), &format!("{i}")))
         .collect();
     store_all(&repo, &rows).await;
-    let latest = within(repo.latest_amounts(user, 20))
+    let latest = within(repo.latest_amounts(user, 20, Origin::Real))
         .await
         .expect("amounts");
     let expected: Vec<Amount> = (11..=30)
@@ -201,7 +201,7 @@ async fn latest_amounts_are_the_newest_n_oldest_first() {
         .collect();
     assert_eq!(latest, expected);
     assert!(
-        within(repo.latest_amounts(new_user(), 20))
+        within(repo.latest_amounts(new_user(), 20, Origin::Real))
             .await
             .expect("amounts")
             .is_empty()
@@ -292,7 +292,7 @@ async fn latest_entries_follow_the_index_order_for_each_user() {
         .collect();
     rows.extend((0..3).map(|i| transaction(bob, at, &format!("{i}"))));
     store_all(&repo, &rows).await;
-    let latest = within(repo.latest_entries(&[alice, bob, nobody], 5))
+    let latest = within(repo.latest_entries(&[alice, bob, nobody], 5, Origin::Real))
         .await
         .expect("entries");
     let mut expected: Vec<&Transaction> = rows.iter().filter(|t| t.user_id == alice).collect();
@@ -361,4 +361,47 @@ async fn a_database_without_the_schema_is_not_ready_until_it_is_migrated() {
     within(txwatch_storage::ping(db.pool()))
         .await
         .expect("ready once migrated");
+}
+
+#[tokio::test]
+async fn the_origin_of_a_transaction_is_stored_and_windows_read_one_origin_only() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let base = datetime!(2026-03-01 0:00 UTC);
+    // Real and simulated rows interleaved in time; the simulated ones newer
+    // at the end, as when someone watches a user's simulation.
+    let rows: Vec<Transaction> = (0..10)
+        .map(|i| {
+            let mut row = transaction(user, base + time::Duration::minutes(i), &format!("{i}"));
+            if i % 2 == 1 || i >= 8 {
+                row.origin = Origin::Simulated;
+            }
+            row
+        })
+        .collect();
+    // One statement for some, COPY for the rest: both paths store the origin.
+    within(repo.insert_many(&rows[..5])).await.expect("insert");
+    store_all(&repo, &rows[5..]).await;
+    let mut found = within(repo.find_many(&rows.iter().map(|t| t.id).collect::<Vec<_>>()))
+        .await
+        .expect("found");
+    found.sort_by_key(|t| t.txn_date);
+    assert_eq!(found, rows);
+
+    let real = within(repo.latest_amounts(user, 3, Origin::Real))
+        .await
+        .expect("real amounts");
+    assert_eq!(
+        real,
+        ["2", "4", "6"].map(|a| a.parse::<Amount>().expect("amount"))
+    );
+    let simulated = within(repo.latest_entries(&[user], 3, Origin::Simulated))
+        .await
+        .expect("simulated entries");
+    let amounts: Vec<String> = simulated[&user]
+        .iter()
+        .map(|e| e.amount.to_string())
+        .collect();
+    assert_eq!(amounts, ["7.00", "8.00", "9.00"]);
 }
