@@ -1,5 +1,5 @@
-//! Live streams: simulations shared by viewers, events with ids, resuming,
-//! and the all-users stream.
+//! Live streams: events with ids, resuming, the all-users stream, and a
+//! connection's simulated feed (more of which in `simulation`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,13 +10,18 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, within};
 use crate::sse_client::{SseEvent, SseStream, open};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-fn new_user() -> String {
+pub(crate) fn new_user() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-async fn user_stream(app: &TestApp, user: &str, last_event_id: Option<&str>) -> SseStream {
+/// `GET /sse/transactions/{user}`, answered 200.
+pub(crate) async fn user_stream(
+    app: &TestApp,
+    user: &str,
+    last_event_id: Option<&str>,
+) -> SseStream {
     let stream = open(
         &format!("{}/sse/transactions/{user}", app.address),
         last_event_id,

@@ -11,23 +11,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app_with, within};
-use crate::sse_client::{SseEvent, SseStream, open};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn new_user() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-async fn user_stream(app: &TestApp, user: &str, last_event_id: Option<&str>) -> SseStream {
-    let stream = open(
-        &format!("{}/sse/transactions/{user}", app.address),
-        last_event_id,
-    )
-    .await;
-    assert_eq!(stream.status, StatusCode::OK);
-    stream
-}
+use crate::live::{WAIT, new_user, user_stream};
+use crate::sse_client::SseEvent;
 
 /// The transactions among `events`, in order.
 fn transactions(events: Vec<SseEvent>) -> Vec<SseEvent> {
