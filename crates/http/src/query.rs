@@ -133,9 +133,10 @@ pub(crate) fn parse_instant(text: &str) -> Result<OffsetDateTime, String> {
     Ok(at)
 }
 
-/// The earliest and latest instants [`parse_instant`] accepts.
-const EARLIEST: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
-const LATEST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999_999_999 UTC);
+/// The earliest and latest instants [`parse_instant`] accepts (and that a
+/// cursor may carry).
+pub(crate) const EARLIEST: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
+pub(crate) const LATEST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999_999_999 UTC);
 
 /// The instant `text` names, in UTC, if it is one of the accepted forms.
 fn read_instant(text: &str) -> Option<OffsetDateTime> {

@@ -221,3 +221,37 @@ async fn unknown_routes_answer_404_and_wrong_methods_405_in_the_same_shape() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_cursor_signed_with_the_built_in_secret_but_out_of_range_answers_422_not_500() {
+    let app = spawn_app().await;
+    let user = UserId(Uuid::new_v4());
+    // Anyone can sign a cursor with the built-in secret: the server must
+    // still refuse what its database cannot hold, never answer 500.
+    let secret = txwatch_server::Settings::load_from(Default::default())
+        .expect("default settings")
+        .http
+        .cursor_secret;
+    let codec = txwatch_http::CursorCodec::new(secret.as_bytes());
+    for year_start in [
+        datetime!(-5000-01-01 0:00 UTC),
+        datetime!(-0001-12-31 23:59 UTC),
+    ] {
+        let cursor = codec.encode(
+            user,
+            &txwatch_storage::Position {
+                txn_date: year_start,
+                id: txwatch_domain::TransactionId(Uuid::new_v4()),
+            },
+        );
+        let reply = app
+            .transactions(&[("user_id", &user.to_string()), ("cursor", &cursor)])
+            .await;
+        assert_error(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_cursor",
+            &format!("cursor at {year_start}"),
+        );
+    }
+}
