@@ -4,6 +4,11 @@ use std::fmt;
 
 use serde::Deserialize;
 
+/// The cursor secret of the built-in settings. It is public (it is in the
+/// source), so anyone can sign cursors with it: the server warns at start-up
+/// and in `/ready` while it is in use.
+pub const BUILT_IN_CURSOR_SECRET: &str = "change-me-txwatch-cursor-key";
+
 /// What the HTTP layer needs to know; gathered and validated by `server`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +45,14 @@ pub struct HttpConfig {
     /// `timeout`; 0 disables the limit.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+}
+
+impl HttpConfig {
+    /// Whether cursors are signed with [`BUILT_IN_CURSOR_SECRET`], which
+    /// anyone can read.
+    pub fn uses_built_in_cursor_secret(&self) -> bool {
+        self.cursor_secret == BUILT_IN_CURSOR_SECRET
+    }
 }
 
 fn default_stream_buffer() -> usize {

@@ -48,7 +48,7 @@ mod sse;
 mod state;
 
 pub use coalesce::{IngestJobs, IngestQueue, run_ingest_worker};
-pub use config::HttpConfig;
+pub use config::{BUILT_IN_CURSOR_SECRET, HttpConfig};
 pub use cursor::{CursorCodec, CursorError};
 pub use error::ApiError;
 pub use hub::{EventHub, Live, Notice, UserSubscription, run_relay};

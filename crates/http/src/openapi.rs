@@ -739,10 +739,33 @@ pub(crate) struct Readiness {
     message: Option<String>,
     /// Whether both answer.
     ready: bool,
-    /// `ok`, or why Postgres cannot be used.
+    /// `ok`, or why Postgres cannot be used, in plain words.
     postgres: String,
-    /// `ok`, or why Redis cannot be used.
+    /// `ok`, or why Redis cannot be used, in plain words.
     redis: String,
+    /// Settings an operator should fix; they do not make the process
+    /// unready.
+    warnings: Vec<ReadinessWarning>,
+}
+
+/// A setting an operator should fix.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ReadinessWarning {
+    /// `default_cursor_secret`: cursors are signed with the built-in secret,
+    /// which is public; set `APP_HTTP__CURSOR_SECRET`.
+    code: WarningCode,
+    /// What to do about it.
+    message: String,
+}
+
+/// The machine-readable warning codes of `/ready`.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum WarningCode {
+    DefaultCursorSecret,
 }
 
 #[cfg(test)]

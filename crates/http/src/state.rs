@@ -45,6 +45,9 @@ pub struct AppState {
     pub streams: StreamSlots,
     /// How long a non-streaming request may take.
     pub request_timeout: Duration,
+    /// Whether cursors are signed with the public built-in secret; `/ready`
+    /// says so.
+    pub built_in_cursor_secret: bool,
     /// Cancelled when the server starts shutting down: streams end, and
     /// simulations stop.
     pub shutdown: CancellationToken,
@@ -85,6 +88,7 @@ impl AppState {
             redis,
             streams: StreamSlots::new(config.max_streams),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            built_in_cursor_secret: config.uses_built_in_cursor_secret(),
             shutdown: CancellationToken::new(),
         }
     }

@@ -285,6 +285,18 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_cursor_secret_is_the_one_the_http_layer_warns_about() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(
+            settings.http.cursor_secret,
+            txwatch_http::BUILT_IN_CURSOR_SECRET
+        );
+        assert!(settings.http.uses_built_in_cursor_secret());
+        let own = load(&[("APP_HTTP__CURSOR_SECRET", "our-own-secret")]).expect("valid");
+        assert!(!own.http.uses_built_in_cursor_secret());
+    }
+
+    #[test]
     fn customary_variables_override_the_defaults() {
         let settings = load(&[
             ("DATABASE_URL", "postgres://u:pw@db:5432/x"),

@@ -191,6 +191,12 @@ impl Application {
             })
             .collect();
 
+        if settings.http.uses_built_in_cursor_secret() {
+            warn!(
+                "the cursor secret is the built-in one, which is public: anyone can sign \
+                 pagination cursors; set APP_HTTP__CURSOR_SECRET (the same on every replica)"
+            );
+        }
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),

@@ -48,12 +48,12 @@ async fn metrics(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn ready_answers_200_when_postgres_and_redis_answer() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.http.cursor_secret = "a-secret-of-our-own".into()).await;
     let reply = app.get("/ready").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"ready": true, "postgres": "ok", "redis": "ok"})
+        json!({"ready": true, "postgres": "ok", "redis": "ok", "warnings": []})
     );
 }
 
@@ -472,4 +472,60 @@ async fn each_request_is_logged_once_with_its_id_and_no_secret_or_body() {
     let everything = serde_json::to_string(&server.log()).expect("log as text");
     assert!(!everything.contains(secret), "the API key was logged");
     assert!(!everything.contains("4242.42"), "the body was logged");
+}
+
+#[tokio::test]
+async fn ready_warns_while_the_cursor_secret_is_the_built_in_one() {
+    let app = spawn_app().await;
+    let reply = app.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["ready"], true);
+    let warnings = reply.body["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["code"] == "default_cursor_secret" && w["message"].is_string()),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn the_server_warns_at_start_up_while_the_cursor_secret_is_the_built_in_one() {
+    let db = TestDatabase::create().await;
+    let redis = txwatch_cache::testing::TestRedis::create().await;
+    let warned = |server: &crate::server_process::ServerProcess| {
+        server.log().iter().any(|entry| {
+            entry["level"] == "WARN"
+                && entry["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("cursor secret"))
+        })
+    };
+    let default = crate::server_process::ServerProcess::start(&db, &redis).await;
+    assert!(warned(&default), "{:?}", default.log());
+    let own = crate::server_process::ServerProcess::start_with(
+        &db,
+        &redis,
+        &[("APP_HTTP__CURSOR_SECRET", "a-secret-of-our-own")],
+    )
+    .await;
+    assert!(!warned(&own), "{:?}", own.log());
+}
+
+#[tokio::test]
+async fn readiness_says_what_is_down_in_plain_words() {
+    let app = spawn_app_with(|settings| {
+        settings.redis.url = "redis://127.0.0.1:1".into();
+        settings.redis.connect_timeout_ms = 200;
+    })
+    .await;
+    let reply = app.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body["postgres"], "ok");
+    assert_eq!(reply.body["redis"], "unreachable", "{}", reply.body);
+    let text = reply.body.to_string().to_lowercase();
+    for raw in ["os error", "refused", "127.0.0.1"] {
+        assert!(!text.contains(raw), "{raw} in {text}");
+    }
 }
