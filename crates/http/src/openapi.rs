@@ -554,7 +554,9 @@ pub(crate) struct StreamParams {
 #[allow(dead_code)]
 pub(crate) struct ResumeHeader {
     /// The `id:` of the last event received: the stream first replays every
-    /// later event it still keeps, in order, without duplicates.
+    /// later event it still keeps, in order, without duplicates. An id that
+    /// is not of the form `<ms>-<seq>`, or lies further in the future than
+    /// clocks drift (5 minutes), is refused with 422 `invalid_event_id`.
     #[param(rename = "Last-Event-ID", example = "1767225600000-0")]
     last_event_id: Option<String>,
 }
@@ -571,7 +573,9 @@ macro_rules! event_format {
          \"user_id\":\"...\",\"amount\":\"271.62\",...}\n\n```\n\n\
          Problems are `event: error` with `data: {\"error\": code, \"message\": text}`: \
          `events_expired` (a resume asked for events no longer kept; the stream goes on \
-         from the oldest kept), `lagged` (events were missed; reconnect), \
+         from the oldest kept), `events_lost` (a resume asked for events after an id newer \
+         than every event kept, as when Redis lost its stream; the stream goes on after the \
+         newest), `lagged` (events were missed; reconnect), \
          `service_unavailable` (Redis is down while catching up; retried).\n\n\
          Resuming: a client sending `Last-Event-ID` first receives every matching event \
          after that id still kept (about `APP_REDIS__EVENT_RETENTION` events), in order, then \
