@@ -45,6 +45,11 @@ pub struct HttpConfig {
     /// `timeout`; 0 disables the limit.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Milliseconds a client has to send the whole body of a write; past
+    /// it (it sent less than its `Content-Length`, or stalls) the request
+    /// answers 408 `body_timeout`. 0 disables the limit.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
 }
 
 impl HttpConfig {
@@ -67,6 +72,10 @@ fn default_request_timeout_ms() -> u64 {
     10_000
 }
 
+fn default_body_timeout_ms() -> u64 {
+    5_000
+}
+
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
@@ -77,6 +86,7 @@ impl fmt::Debug for HttpConfig {
             .field("stream_buffer", &self.stream_buffer)
             .field("max_streams", &self.max_streams)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("body_timeout_ms", &self.body_timeout_ms)
             .finish()
     }
 }

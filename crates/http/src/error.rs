@@ -55,6 +55,14 @@ pub enum ApiError {
     /// The body is not the JSON the route takes.
     #[error("the request body is invalid: {0}")]
     InvalidBody(String),
+    /// The body is compressed or otherwise encoded; the server reads only
+    /// plain bodies.
+    #[error("content encoding `{0}` is not supported: send the body unencoded (identity)")]
+    UnsupportedEncoding(String),
+    /// The body did not arrive in full in time: the client sent less than
+    /// it announced, or stalled.
+    #[error("the request body did not arrive in full within {} ms; send all of it, as long as its Content-Length says", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
     /// The body is larger than the route accepts.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -123,6 +131,8 @@ impl ApiError {
             ApiError::MissingField(_) => "missing_field",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InProgress(_) => "in_progress",
@@ -216,6 +226,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidBody(_)
             | ApiError::InvalidEventId(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::InProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -248,8 +260,45 @@ impl ResponseError for ApiError {
         }
         response.json(ErrorBody {
             error: self.code(),
-            message: self.to_string(),
+            message: capped(self.to_string()),
         })
+    }
+}
+
+/// The most characters of a client's input quoted back in a message.
+const ECHO_CHARS: usize = 64;
+/// The most characters of a message, whatever it quotes: a safety net for
+/// messages that quote what another library said about the input.
+const MESSAGE_CHARS: usize = 1024;
+
+/// `text`, a client's input, as an error message may quote it: whole when
+/// short, else its start and its length, so a 20 KB value does not make a
+/// 20 KB answer.
+pub(crate) fn echo(text: &str) -> String {
+    let mut chars = text.chars();
+    let start: String = chars.by_ref().take(ECHO_CHARS).collect();
+    if chars.next().is_none() {
+        start
+    } else {
+        format!("{start}... ({} bytes)", text.len())
+    }
+}
+
+/// `error`'s message, with the client's `input` in it quoted by [`echo`]:
+/// for errors of other crates that quote what they were given in full.
+pub(crate) fn quoting(error: &dyn std::fmt::Display, input: &str) -> String {
+    let message = error.to_string();
+    if input.chars().nth(ECHO_CHARS).is_none() {
+        return message;
+    }
+    message.replacen(input, &echo(input), 1)
+}
+
+/// `message` cut at [`MESSAGE_CHARS`].
+fn capped(message: String) -> String {
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        None => message,
+        Some((end, _)) => format!("{}... (cut)", &message[..end]),
     }
 }
 

@@ -30,6 +30,7 @@
 //! subscriber, or spawn long-lived tasks: the `server` crate spawns
 //! [`run_relay`], [`run_simulations`] and [`run_ingest_worker`].
 
+mod body;
 mod coalesce;
 mod config;
 mod cursor;
@@ -37,6 +38,7 @@ mod dashboard;
 mod dto;
 mod error;
 mod hub;
+mod json;
 mod metrics;
 mod observe;
 mod openapi;

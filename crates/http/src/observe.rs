@@ -92,7 +92,8 @@ pub async fn observe(
 }
 
 /// The time limit of a non-streaming route: past `http.request_timeout_ms`
-/// the client gets a 503 `timeout`. Install it on routed resources only
+/// the client gets a 503 `timeout`, or a 408 `body_timeout` when it had not
+/// yet sent the whole body of a write. Install it on routed resources only
 /// (`Resource::wrap`), where the request may be shared.
 ///
 /// The handler stops when the limit passes, but work it handed off goes on:
@@ -118,10 +119,16 @@ pub async fn time_limit(
     let http_request = request.request().clone();
     match tokio::time::timeout(limit, next.call(request)).await {
         Ok(outcome) => outcome.map(ServiceResponse::map_into_boxed_body),
-        Err(_) => Ok(ServiceResponse::new(
-            http_request,
-            ApiError::Timeout(limit).error_response(),
-        )),
+        Err(_) => {
+            // A client that has not sent its whole body yet is the one to
+            // blame, not the server.
+            let error = if crate::body::still_reading(&http_request) {
+                ApiError::BodyTimeout(limit)
+            } else {
+                ApiError::Timeout(limit)
+            };
+            Ok(ServiceResponse::new(http_request, error.error_response()))
+        }
     }
 }
 

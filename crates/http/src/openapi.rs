@@ -75,6 +75,8 @@ const DOCS_PATH: &str = "/docs";
             Forbidden,
             InProgress,
             PayloadTooLarge,
+            UnsupportedEncoding,
+            BodyTimeout,
             Unavailable,
             InternalError,
             EventStream,
@@ -522,6 +524,8 @@ enum ErrorCode {
     MissingField,
     InvalidField,
     InvalidBody,
+    UnsupportedEncoding,
+    BodyTimeout,
     PayloadTooLarge,
     Unauthorized,
     InProgress,
@@ -690,6 +694,19 @@ error_response!(
      batch (`payload_too_large`)."
 );
 error_response!(
+    UnsupportedEncoding,
+    false,
+    "The body carries a `Content-Encoding` other than `identity`; the server reads only \
+     unencoded bodies (`unsupported_encoding`). Nothing is stored."
+);
+error_response!(
+    BodyTimeout,
+    false,
+    "The body did not arrive in full within `APP_HTTP__BODY_TIMEOUT_MS` (or the request's \
+     time limit): the client sent less than its `Content-Length`, or stalled \
+     (`body_timeout`). Nothing is stored; the connection is closed."
+);
+error_response!(
     Forbidden,
     false,
     "A browser page on another origin tried to write, and `APP_HTTP__CORS_WRITE_ORIGINS` \
@@ -795,6 +812,8 @@ mod tests {
             ApiError::invalid_field("amount", "negative"),
             ApiError::InvalidBody("not an object".into()),
             ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedEncoding("gzip".into()),
+            ApiError::BodyTimeout(std::time::Duration::from_secs(1)),
             ApiError::Unauthorized,
             ApiError::InProgress(uuid::Uuid::nil()),
             ApiError::InvalidEventId("x".into()),

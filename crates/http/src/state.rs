@@ -45,6 +45,8 @@ pub struct AppState {
     pub streams: StreamSlots,
     /// How long a non-streaming request may take.
     pub request_timeout: Duration,
+    /// How long a client may take to send a write's body (zero: no limit).
+    pub body_timeout: Duration,
     /// Whether cursors are signed with the public built-in secret; `/ready`
     /// says so.
     pub built_in_cursor_secret: bool,
@@ -88,6 +90,7 @@ impl AppState {
             redis,
             streams: StreamSlots::new(config.max_streams),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
             built_in_cursor_secret: config.uses_built_in_cursor_secret(),
             shutdown: CancellationToken::new(),
         }

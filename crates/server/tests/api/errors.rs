@@ -255,3 +255,51 @@ async fn a_cursor_signed_with_the_built_in_secret_but_out_of_range_answers_422_n
         );
     }
 }
+
+/// Sends raw bytes on a fresh connection and reads the answer until the
+/// server closes the connection or `wait` passes.
+pub(crate) async fn raw_exchange(
+    address: &str,
+    request: &[u8],
+    wait: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut socket = crate::helpers::within(tokio::net::TcpStream::connect(host))
+        .await
+        .expect("connected");
+    crate::helpers::within(socket.write_all(request))
+        .await
+        .expect("request written");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(wait, socket.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code and JSON body of a raw HTTP/1.1 answer.
+pub(crate) fn raw_status_and_body(answer: &str) -> (u16, serde_json::Value) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_gets_408_in_json_not_a_503() {
+    let app = crate::helpers::spawn_app_with(|s| s.http.request_timeout_ms = 1000).await;
+    let request = b"POST /transactions HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                    Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user_id\":";
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app.address, request, std::time::Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{answer}"
+    );
+    let (status, body) = raw_status_and_body(&answer);
+    assert_eq!(status, 408, "{answer}");
+    assert_eq!(body["error"], "body_timeout", "{answer}");
+}
