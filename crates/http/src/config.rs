@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::origin::{InvalidProxy, TrustedProxies};
+
 /// The cursor secret of the built-in settings. It is public (it is in the
 /// source), so anyone can sign cursors with it: the server warns at start-up
 /// and in `/ready` while it is in use.
@@ -50,6 +52,17 @@ pub struct HttpConfig {
     /// answers 408 `body_timeout`. 0 disables the limit.
     #[serde(default = "default_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// Peers (addresses or CIDR ranges) whose `Forwarded`,
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto` headers say what origin a
+    /// request was made to. Empty (the default): nobody's; the request's
+    /// own `Host` and this server's scheme count.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Host names, besides `localhost` and IP literals, for which writes
+    /// are taken without an API key (`"*"`: any). Refusing other names
+    /// stops DNS-rebinding pages; with an API key set this does not apply.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl HttpConfig {
@@ -57,6 +70,15 @@ impl HttpConfig {
     /// anyone can read.
     pub fn uses_built_in_cursor_secret(&self) -> bool {
         self.cursor_secret == BUILT_IN_CURSOR_SECRET
+    }
+
+    /// Checks what only this crate can read.
+    ///
+    /// # Errors
+    /// [`InvalidProxy`] for a `trusted_proxies` entry that is neither an
+    /// address nor a CIDR range.
+    pub fn validate(&self) -> Result<(), InvalidProxy> {
+        TrustedProxies::parse(&self.trusted_proxies).map(drop)
     }
 }
 
@@ -87,6 +109,8 @@ impl fmt::Debug for HttpConfig {
             .field("max_streams", &self.max_streams)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }

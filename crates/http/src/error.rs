@@ -114,6 +114,12 @@ pub enum ApiError {
         "writes from origin `{0}` are not allowed; configure http.cors_write_origins to allow it"
     )]
     OriginNotAllowed(String),
+    /// A write without an API key for a host name the server does not
+    /// know: what a DNS-rebinding page sends.
+    #[error(
+        "writes for host `{0}` are not taken without an API key; list the name in http.allowed_hosts or set http.api_key"
+    )]
+    HostNotAllowed(String),
     /// A failure on our side; the details are logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -143,6 +149,7 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -235,7 +242,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. }
             | ApiError::Timeout(_)
             | ApiError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::OriginNotAllowed(_) | ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

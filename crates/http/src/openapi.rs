@@ -536,6 +536,7 @@ enum ErrorCode {
     Timeout,
     TooManyStreams,
     OriginNotAllowed,
+    HostNotAllowed,
     InternalError,
 }
 
@@ -709,8 +710,11 @@ error_response!(
 error_response!(
     Forbidden,
     false,
-    "A browser page on another origin tried to write, and `APP_HTTP__CORS_WRITE_ORIGINS` \
-     does not list that origin (`origin_not_allowed`); nothing is stored."
+    "A browser page on another origin (scheme, host and port) tried to write, and \
+     `APP_HTTP__CORS_WRITE_ORIGINS` does not list that origin (`origin_not_allowed`); or, \
+     with no API key set, the request names a host the server does not know \
+     (`host_not_allowed`: not `localhost`, an IP literal, nor one of \
+     `APP_HTTP__ALLOWED_HOSTS`), as a DNS-rebinding page would. Nothing is stored."
 );
 error_response!(
     Unavailable,
@@ -822,6 +826,7 @@ mod tests {
             ApiError::Timeout(std::time::Duration::from_secs(1)),
             ApiError::TooManyStreams { limit: 1 },
             ApiError::OriginNotAllowed("https://elsewhere.example".into()),
+            ApiError::HostNotAllowed("evil.example".into()),
             ApiError::Unavailable {
                 service: "redis",
                 source: "down".into(),

@@ -13,6 +13,7 @@ use crate::config::HttpConfig;
 use crate::cursor::CursorCodec;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
+use crate::origin::{InvalidProxy, TrustedProxies};
 use crate::pipeline::Pipeline;
 use crate::simulation::Simulations;
 use crate::sse::StreamSlots;
@@ -39,6 +40,11 @@ pub struct AppState {
     pub api_key_digest: Option<Arc<[u8]>>,
     /// Origins whose pages may write; `"*"` for any.
     pub write_origins: Arc<[String]>,
+    /// Peers whose forwarded headers are believed.
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// Host names writes are taken for without an API key, besides loopback
+    /// names and IP literals; `"*"` for any.
+    pub allowed_hosts: Arc<[String]>,
     /// The Redis pool, for readiness checks and pool metrics.
     pub redis: RedisPool,
     /// How many SSE streams are open, and how many may be.
@@ -62,17 +68,21 @@ impl AppState {
     /// [`run_simulations`](crate::run_simulations) and
     /// [`run_ingest_worker`](crate::run_ingest_worker) on them, and cancels
     /// [`shutdown`](AppState::shutdown) to stop.
+    ///
+    /// # Errors
+    /// [`InvalidProxy`] when `config.trusted_proxies` holds something that
+    /// is neither an address nor a CIDR range.
     pub fn new(
         transactions: TransactionRepository,
         pipeline: Pipeline,
         single: IngestQueue,
         redis: RedisPool,
         config: &HttpConfig,
-    ) -> AppState {
+    ) -> Result<AppState, InvalidProxy> {
         let api_key_digest = (!config.api_key.trim().is_empty())
             .then(|| Arc::from(&Sha256::digest(config.api_key.trim().as_bytes())[..]));
         let hub = EventHub::new(config.stream_buffer, pipeline.metrics().clone());
-        AppState {
+        Ok(AppState {
             transactions,
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),
             events: pipeline.events().clone(),
@@ -87,13 +97,20 @@ impl AppState {
                 .map(|origin| origin.trim().to_owned())
                 .filter(|origin| !origin.is_empty())
                 .collect(),
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies)?,
+            allowed_hosts: config
+                .allowed_hosts
+                .iter()
+                .map(|host| host.trim().to_owned())
+                .filter(|host| !host.is_empty())
+                .collect(),
             redis,
             streams: StreamSlots::new(config.max_streams),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             body_timeout: Duration::from_millis(config.body_timeout_ms),
             built_in_cursor_secret: config.uses_built_in_cursor_secret(),
             shutdown: CancellationToken::new(),
-        }
+        })
     }
 
     /// Where this process records what it does.

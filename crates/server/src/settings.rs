@@ -139,6 +139,9 @@ pub enum SettingsError {
     /// Simulator values are impossible.
     #[error("invalid simulator settings")]
     Simulator(#[source] txwatch_simulator::SimulatorConfigError),
+    /// A trusted proxy is neither an address nor a range.
+    #[error("invalid setting `http.trusted_proxies`")]
+    TrustedProxy(#[from] txwatch_http::InvalidProxy),
     /// Some other value is out of range.
     #[error("invalid setting `{key}`: {reason}")]
     Invalid {
@@ -189,6 +192,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("http.cors_allowed_origins")
                     .with_list_parse_key("http.cors_write_origins")
+                    .with_list_parse_key("http.trusted_proxies")
+                    .with_list_parse_key("http.allowed_hosts")
                     .try_parsing(true)
                     .source(Some(environment)),
             )
@@ -205,6 +210,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.detector.build()?;
+        self.http.validate()?;
         self.simulator.to_config()?;
         if self.simulator.interval_ms < 10 {
             return Err(SettingsError::Invalid {

@@ -155,7 +155,8 @@ impl Application {
             single,
             redis.clone(),
             &settings.http,
-        );
+        )
+        .map_err(SettingsError::from)?;
         let shutdown = state.shutdown.clone();
 
         let interval = Duration::from_millis(settings.simulator.interval_ms);

@@ -14,7 +14,7 @@ use std::future::{Ready, ready};
 use std::io::Write;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ContentType;
+use actix_web::http::header::{self, ContentType};
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,7 @@ use crate::body::Body;
 use crate::dto::{TransactionJson, json_response};
 use crate::error::{ApiError, echo, quoting};
 use crate::json::{BatchShape, Object, strict_value};
+use crate::origin::{Origin, host_may_write, origin_may_write, own_origin};
 use crate::pipeline::{NewTransaction, Outcome};
 use crate::query::parse_instant;
 use crate::state::AppState;
@@ -44,9 +45,10 @@ const FIELDS: &str = "id, user_id, amount, currency, txn_date, status";
 /// Bytes of JSON per answered transaction, roughly; sizes the buffer.
 const BYTES_PER_ITEM: usize = 360;
 
-/// Proof that the request may write: the configured API key was sent, or
-/// none is configured. Extract it first so a request without the key is
-/// refused before its body is read.
+/// Proof that the request may write: a browser page may (see
+/// `crate::origin`), the host name is known or an API key is configured,
+/// and the configured API key was sent. Extract it first so a request
+/// without the key is refused before its body is read.
 pub(crate) struct WriteAccess;
 
 impl FromRequest for WriteAccess {
@@ -59,52 +61,45 @@ impl FromRequest for WriteAccess {
                 "app state is not registered".into(),
             )));
         };
-        if let Some(origin) = foreign_origin(request, &state.write_origins) {
-            return ready(Err(ApiError::OriginNotAllowed(origin)));
-        }
-        let Some(expected) = state.api_key_digest.as_deref() else {
-            return ready(Ok(WriteAccess));
-        };
-        let headers = request.headers();
-        let sent = headers
-            .get("X-API-Key")
-            .and_then(|value| value.to_str().ok())
-            .or_else(|| {
-                headers
-                    .get("Authorization")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.strip_prefix("Bearer "))
-            });
-        // Comparing digests keeps the comparison's timing independent of how
-        // much of the key a guess got right.
-        let granted =
-            sent.is_some_and(|key| Sha256::digest(key.trim().as_bytes())[..] == expected[..]);
-        ready(if granted {
-            Ok(WriteAccess)
-        } else {
-            Err(ApiError::Unauthorized)
-        })
+        ready(check_access(request, state))
     }
 }
 
-/// The request's `Origin` when a browser sent it from a page on another
-/// origin that may not write. CORS alone does not stop such a post: a
-/// "simple" cross-origin request (a form, or `text/plain` JSON) is sent
-/// without asking first, and this route reads JSON whatever its content
-/// type. Clients that send no `Origin` (curl, servers) are not browsers
-/// acting for a visitor, and pass.
-fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
-    let origin = request.headers().get("Origin")?;
-    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-    let host = request.connection_info().host().to_owned();
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host));
-    let allowed = same_origin
-        || allowed
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(&origin));
-    (!allowed).then_some(origin)
+fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, ApiError> {
+    let own = own_origin(request, &state.trusted_proxies);
+    // Clients that send no `Origin` (curl, servers) are not browsers acting
+    // for a visitor; a browser always sends it on a cross-origin post.
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        if !origin_may_write(&origin, own.as_ref(), &state.write_origins) {
+            return Err(ApiError::OriginNotAllowed(echo(&origin)));
+        }
+    }
+    let Some(expected) = state.api_key_digest.as_deref() else {
+        let host = own.as_ref().map_or("", Origin::host);
+        if !host_may_write(host, &state.allowed_hosts) {
+            return Err(ApiError::HostNotAllowed(echo(host)));
+        }
+        return Ok(WriteAccess);
+    };
+    let headers = request.headers();
+    let sent = headers
+        .get("X-API-Key")
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            headers
+                .get("Authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+        });
+    // Comparing digests keeps the comparison's timing independent of how
+    // much of the key a guess got right.
+    let granted = sent.is_some_and(|key| Sha256::digest(key.trim().as_bytes())[..] == expected[..]);
+    if granted {
+        Ok(WriteAccess)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
 /// `POST /transactions`: 201 with the scored transaction, or 200 with the
