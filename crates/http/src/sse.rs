@@ -19,7 +19,8 @@
 //! refusal, so only ids that cannot be ours are refused.
 //!
 //! A process holds at most `http.max_streams` streams ([`StreamSlots`]); one
-//! more answers 503 `too_many_streams`. When the server shuts down, every
+//! more answers 503 `too_many_streams`. A stream whose client closes the
+//! connection ends at once, giving its place back (`crate::hangup`). When the server shuts down, every
 //! stream sends `event: error` (`shutting_down`) and ends, so clients
 //! reconnect (to another process behind the load balancer) and resume by
 //! id.
@@ -34,6 +35,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, Responder};
 use actix_web_lab::sse::{self, Sse};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::Receiver;
@@ -43,6 +45,7 @@ use txwatch_cache::{Event, EventId, EventLog};
 use txwatch_domain::UserId;
 
 use crate::error::ApiError;
+use crate::hangup::Hangup;
 use crate::hub::{Live, Notice, UserSubscription};
 use crate::metrics::Metrics;
 use crate::simulation::WatchGuard;
@@ -99,14 +102,10 @@ pub(crate) async fn user_stream(
         user_id: Some(user_id),
         anomalies_only: false,
     };
-    Ok(respond(Feed::new(
-        source,
-        filter,
-        start,
-        &state,
-        slot,
-        Some(watch),
-    )))
+    Ok(respond(
+        Feed::new(source, filter, start, &state, slot, Some(watch)),
+        Hangup::watch(&request),
+    ))
 }
 
 /// Query of the all-users stream.
@@ -172,9 +171,10 @@ pub(crate) async fn all_stream(
         user_id,
         anomalies_only,
     };
-    Ok(respond(Feed::new(
-        source, filter, start, &state, slot, None,
-    )))
+    Ok(respond(
+        Feed::new(source, filter, start, &state, slot, None),
+        Hangup::watch(&request),
+    ))
 }
 
 /// A place for one more stream, or 503 when the process holds its maximum.
@@ -250,11 +250,15 @@ impl Drop for StreamSlot {
     }
 }
 
-fn respond(feed: Feed) -> impl Responder {
+/// The stream's response. It ends, dropping the feed and everything it
+/// holds (its place, subscription and simulation), as soon as the client
+/// closes the connection, not only at the next write (see `crate::hangup`).
+fn respond(feed: Feed, hangup: Hangup) -> impl Responder {
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok::<_, Infallible>(event), feed))
-    });
+    })
+    .take_until(hangup.closed());
     Sse::from_stream(stream)
         .with_keep_alive(KEEP_ALIVE)
         .with_retry_duration(RETRY)

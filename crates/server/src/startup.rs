@@ -219,6 +219,8 @@ impl Application {
                 .configure(txwatch_http::configure(state.clone()))
                 .default_service(web::to(txwatch_http::not_found))
         })
+        // Lets streams notice at once when their client closes.
+        .on_connect(txwatch_http::record_connection)
         // Signals are ours: see `run_until`.
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
