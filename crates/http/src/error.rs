@@ -265,6 +265,13 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
+        if let ApiError::Unauthorized = self {
+            // RFC 9110: a 401 says how to authenticate.
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"txwatch\""),
+            ));
+        }
         response.json(ErrorBody {
             error: self.code(),
             message: capped(self.to_string()),

@@ -676,12 +676,29 @@ impl<'s> ToResponse<'s> for MethodNotAllowed {
         ("MethodNotAllowed", response)
     }
 }
-error_response!(
-    Unauthorized,
-    false,
-    "An API key is configured and the request did not send it in `X-API-Key` or \
-     `Authorization: Bearer` (`unauthorized`)."
-);
+/// A write without the configured API key (`unauthorized`), with the
+/// challenge RFC 9110 asks for.
+pub(crate) struct Unauthorized;
+
+impl<'s> ToResponse<'s> for Unauthorized {
+    fn response() -> (&'s str, RefOr<Response>) {
+        let mut response = error_response(
+            "An API key is configured and the request did not send it in `X-API-Key` or \
+             `Authorization: Bearer` (the scheme in any case) (`unauthorized`).",
+            false,
+        );
+        if let RefOr::T(response) = &mut response {
+            response.headers.insert(
+                "WWW-Authenticate".to_owned(),
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some("`Bearer realm=\"txwatch\"`."))
+                    .build(),
+            );
+        }
+        ("Unauthorized", response)
+    }
+}
 error_response!(
     InProgress,
     true,

@@ -90,7 +90,7 @@ fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, 
             headers
                 .get("Authorization")
                 .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
+                .and_then(bearer_token)
         });
     // Comparing digests keeps the comparison's timing independent of how
     // much of the key a guess got right.
@@ -100,6 +100,15 @@ fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, 
     } else {
         Err(ApiError::Unauthorized)
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case
+/// does not matter (RFC 9110, section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// `POST /transactions`: 201 with the scored transaction, or 200 with the

@@ -578,3 +578,36 @@ async fn an_encoded_body_is_refused_with_415() {
         .await;
     assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
 }
+
+#[tokio::test]
+async fn a_refused_api_key_gets_a_challenge_and_the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app_with(|settings| settings.http.api_key = "s3cret-key".into()).await;
+    let user = new_user();
+    let body = json!({"user_id": user, "amount": "1"});
+    let refused = within(
+        app.client
+            .post(format!("{}/transactions", app.address))
+            .json(&body)
+            .send(),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii");
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    for scheme in ["bearer", "BEARER", "Bearer  "] {
+        let reply = app
+            .post_with("/transactions", &body, |r| {
+                r.header("Authorization", format!("{scheme} s3cret-key"))
+            })
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{scheme}: {}",
+            reply.body
+        );
+    }
+}
