@@ -327,3 +327,27 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_are_quoted_by_their_start_and_length() {
+        assert_eq!(echo("2026-01-31"), "2026-01-31");
+        let long = "é".repeat(1000);
+        let quoted = echo(&long);
+        assert!(quoted.starts_with(&"é".repeat(ECHO_CHARS)), "{quoted}");
+        assert!(quoted.ends_with("... (2000 bytes)"), "{quoted}");
+        let error = "`x` is not a number".replace('x', &long);
+        let message = quoting(&error, &long);
+        assert!(
+            message.len() < 200 && message.ends_with("is not a number"),
+            "{message}"
+        );
+        assert_eq!(
+            capped("m".repeat(5000)).chars().count(),
+            MESSAGE_CHARS + "... (cut)".len()
+        );
+    }
+}

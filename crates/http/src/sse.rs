@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use txwatch_cache::{Event, EventId, EventLog};
 use txwatch_domain::UserId;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, echo};
 use crate::hangup::Hangup;
 use crate::hub::{Live, Notice, UserSubscription};
 use crate::metrics::Metrics;
@@ -89,9 +89,12 @@ pub(crate) async fn user_stream(
     user_id: Path<String>,
     request: HttpRequest,
 ) -> Result<impl Responder, ApiError> {
-    let user_id: UserId = user_id
-        .parse()
-        .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
+    let user_id: UserId = user_id.parse().map_err(|e| {
+        ApiError::invalid(
+            "user_id",
+            format!("`{}` is not a UUID: {e}", echo(&user_id)),
+        )
+    })?;
     let resume = last_event_id(&request)?;
     let slot = open_slot(&state, "user")?;
     let watch = state.simulations.watch(user_id);
@@ -145,8 +148,9 @@ pub(crate) async fn all_stream(
         .user_id
         .as_deref()
         .map(|text| {
-            text.parse::<UserId>()
-                .map_err(|e| ApiError::invalid("user_id", format!("`{text}` is not a UUID: {e}")))
+            text.parse::<UserId>().map_err(|e| {
+                ApiError::invalid("user_id", format!("`{}` is not a UUID: {e}", echo(text)))
+            })
         })
         .transpose()?;
     let anomalies_only = match query.anomalies_only.as_deref() {
@@ -155,7 +159,7 @@ pub(crate) async fn all_stream(
         Some(other) => {
             return Err(ApiError::invalid(
                 "anomalies_only",
-                format!("`{other}` is not a boolean: use true or false"),
+                format!("`{}` is not a boolean: use true or false", echo(other)),
             ));
         }
     };
@@ -339,9 +343,9 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<EventId>, ApiError> {
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse()
-        .map(Some)
-        .map_err(|_| ApiError::InvalidEventId(format!("`{text}` is not an event id of ours")))
+    text.parse().map(Some).map_err(|_| {
+        ApiError::InvalidEventId(format!("`{}` is not an event id of ours", echo(text)))
+    })
 }
 
 /// Which events a stream sends.

@@ -303,3 +303,52 @@ async fn a_body_shorter_than_its_content_length_gets_408_in_json_not_a_503() {
     assert_eq!(status, 408, "{answer}");
     assert_eq!(body["error"], "body_timeout", "{answer}");
 }
+
+#[tokio::test]
+async fn long_inputs_are_not_echoed_in_full_in_error_messages() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4().to_string();
+    let long = "9".repeat(20_000);
+    let replies = [
+        (
+            "from_date",
+            app.transactions(&[("user_id", &user), ("from_date", &long)])
+                .await,
+        ),
+        ("user_id", app.transactions(&[("user_id", &long)]).await),
+        (
+            "txn_date",
+            app.post(
+                "/transactions",
+                &serde_json::json!({"user_id": user, "amount": "1", "txn_date": long}),
+            )
+            .await,
+        ),
+        (
+            "status",
+            app.post(
+                "/transactions",
+                &serde_json::json!({"user_id": user, "amount": "1", "status": [long.clone()]}),
+            )
+            .await,
+        ),
+        (
+            "amount",
+            app.post(
+                "/transactions",
+                &serde_json::json!({"user_id": user, "amount": long}),
+            )
+            .await,
+        ),
+    ];
+    for (field, reply) in replies {
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let message = reply.body["message"].as_str().expect("a message");
+        assert!(message.contains(field), "{field}: {message}");
+        assert!(
+            message.len() < 400,
+            "{field}: a {} byte message",
+            message.len()
+        );
+    }
+}
