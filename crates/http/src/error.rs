@@ -120,6 +120,12 @@ pub enum ApiError {
         "writes for host `{0}` are not taken without an API key; list the name in http.allowed_hosts or set http.api_key"
     )]
     HostNotAllowed(String),
+    /// A browser's CORS preflight that the policy does not approve.
+    #[error("this cross-origin request is not allowed: {0}")]
+    PreflightRefused(&'static str),
+    /// A CORS preflight that is malformed.
+    #[error("the CORS preflight is malformed: {0}")]
+    InvalidPreflight(String),
     /// A failure on our side; the details are logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -150,6 +156,8 @@ impl ApiError {
             ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::PreflightRefused(_) => "origin_not_allowed",
+            ApiError::InvalidPreflight(_) => "invalid_preflight",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -201,6 +209,25 @@ impl From<txwatch_cache::CacheError> for ApiError {
     }
 }
 
+impl From<&actix_cors::CorsError> for ApiError {
+    fn from(error: &actix_cors::CorsError) -> ApiError {
+        use actix_cors::CorsError;
+        match error {
+            CorsError::OriginNotAllowed => ApiError::PreflightRefused(
+                "pages on this origin may not make it (see http.cors_allowed_origins for reads \
+                 and http.cors_write_origins for writes)",
+            ),
+            CorsError::MethodNotAllowed => {
+                ApiError::PreflightRefused("the method is not one this API takes")
+            }
+            CorsError::HeadersNotAllowed => {
+                ApiError::PreflightRefused("a requested header is not allowed")
+            }
+            other => ApiError::InvalidPreflight(other.to_string()),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
         if error.is_unavailable() {
@@ -242,7 +269,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. }
             | ApiError::Timeout(_)
             | ApiError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::OriginNotAllowed(_) | ApiError::HostNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::OriginNotAllowed(_)
+            | ApiError::HostNotAllowed(_)
+            | ApiError::PreflightRefused(_) => StatusCode::FORBIDDEN,
+            ApiError::InvalidPreflight(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

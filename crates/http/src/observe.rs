@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -52,7 +52,11 @@ pub async fn observe(
         request_id = %String::from_utf8_lossy(request_id.as_bytes())
     );
 
-    let outcome = next.call(request).instrument(span.clone()).await;
+    let outcome = next
+        .call(request)
+        .instrument(span.clone())
+        .await
+        .map(in_our_error_shape);
     let elapsed = started.elapsed();
     let (status, route, dependency) = match &outcome {
         Ok(response) => (
@@ -89,6 +93,23 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID, request_id);
         response
     })
+}
+
+/// `response`, or, when it is actix-cors's refusal of a preflight (plain
+/// text), the same refusal in the API's JSON error shape.
+fn in_our_error_shape<B>(response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    let refusal = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<actix_cors::CorsError>())
+        .map(ApiError::from);
+    match refusal {
+        None => response.map_into_left_body(),
+        Some(error) => {
+            let (request, _) = response.into_parts();
+            ServiceResponse::new(request, error.error_response()).map_into_right_body()
+        }
+    }
 }
 
 /// The time limit of a non-streaming route: past `http.request_timeout_ms`

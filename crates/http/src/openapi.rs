@@ -45,8 +45,10 @@ const DOCS_PATH: &str = "/docs";
                        Every error answers `{\"error\": \"<snake_case_code>\", \"message\": \
                        \"<what to fix>\"}` (schema `ErrorBody`). Besides the statuses listed \
                        for each operation, a path that no route has answers 404 \
-                       (`not_found`), and a method that a path does not take answers 405 \
-                       (`method_not_allowed`), both in the same shape.",
+                       (`not_found`), a method that a path does not take answers 405 \
+                       (`method_not_allowed`), and a CORS preflight (`OPTIONS`) that the \
+                       policy refuses answers 403 (`origin_not_allowed`) or, when malformed, \
+                       400 (`invalid_preflight`), all in the same shape.",
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
@@ -537,6 +539,7 @@ enum ErrorCode {
     TooManyStreams,
     OriginNotAllowed,
     HostNotAllowed,
+    InvalidPreflight,
     InternalError,
 }
 
@@ -844,6 +847,8 @@ mod tests {
             ApiError::TooManyStreams { limit: 1 },
             ApiError::OriginNotAllowed("https://elsewhere.example".into()),
             ApiError::HostNotAllowed("evil.example".into()),
+            ApiError::PreflightRefused("no"),
+            ApiError::InvalidPreflight("no method".into()),
             ApiError::Unavailable {
                 service: "redis",
                 source: "down".into(),

@@ -619,3 +619,27 @@ async fn closed_streams_give_back_their_places_within_seconds() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_preflight_answers_in_the_json_error_shape() {
+    let app = spawn_app().await;
+    let preflight = within(
+        app.client
+            .request(Method::OPTIONS, format!("{}/transactions", app.address))
+            .header("Origin", "https://evil.example")
+            .header("Access-Control-Request-Method", "POST")
+            .send(),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(preflight.status(), StatusCode::FORBIDDEN);
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(preflight.headers()["content-type"], "application/json");
+    let body: serde_json::Value = within(preflight.json()).await.expect("json");
+    assert_eq!(body["error"], "origin_not_allowed", "{body}");
+}
