@@ -14,6 +14,8 @@ use txwatch_domain::{TransactionId, UserId};
 use txwatch_storage::Position;
 use uuid::Uuid;
 
+use crate::query::{EARLIEST, LATEST};
+
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 8;
 const BODY_LEN: usize = 1 + 8 + 16;
@@ -38,6 +40,11 @@ pub enum CursorError {
     /// by a server with another key.
     #[error("the cursor was altered or belongs to another user's query")]
     Signature,
+    /// Signed, but its position lies outside the years 0001 to 9999 (UTC),
+    /// which no stored row has: made by someone who knows the key (the
+    /// built-in one is public), not issued by this server.
+    #[error("the cursor is not one this server issued (its date is out of range)")]
+    Range,
 }
 
 impl CursorCodec {
@@ -75,8 +82,13 @@ impl CursorCodec {
             .map_err(|_| CursorError::Signature)?;
         let micros = i64::from_be_bytes(bytes[1..9].try_into().map_err(|_| CursorError::Format)?);
         let id = Uuid::from_slice(&bytes[9..BODY_LEN]).map_err(|_| CursorError::Format)?;
+        // A valid signature only proves the key was known, and the built-in
+        // key is public: a date Postgres cannot hold (before 4713 BC) would
+        // fail the query with a 500. Accept what a stored row can have.
         let txn_date = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-            .map_err(|_| CursorError::Format)?;
+            .ok()
+            .filter(|at| (EARLIEST..=LATEST).contains(at))
+            .ok_or(CursorError::Range)?;
         Ok(Position {
             txn_date,
             id: TransactionId(id),
@@ -149,6 +161,19 @@ mod tests {
         version[0] = 9;
         check(&URL_SAFE_NO_PAD.encode(&version), CursorError::Format);
         assert_eq!(codec.decode(user(2), &cursor), Err(CursorError::Signature));
+        // Signed with the right key, but a date no row can have.
+        for micros in [
+            i64::MIN,
+            i64::MAX,
+            -200_000_000_000_000_000,
+            253_402_300_800_000_000,
+        ] {
+            let mut bytes = URL_SAFE_NO_PAD.decode(&cursor).expect("ours");
+            bytes[1..9].copy_from_slice(&micros.to_be_bytes());
+            let mac = codec.mac(user(1), &bytes[..BODY_LEN]);
+            bytes[BODY_LEN..].copy_from_slice(&mac);
+            check(&URL_SAFE_NO_PAD.encode(&bytes), CursorError::Range);
+        }
         assert_eq!(
             CursorCodec::new(b"other").decode(user(1), &cursor),
             Err(CursorError::Signature)

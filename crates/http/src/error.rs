@@ -55,6 +55,14 @@ pub enum ApiError {
     /// The body is not the JSON the route takes.
     #[error("the request body is invalid: {0}")]
     InvalidBody(String),
+    /// The body is compressed or otherwise encoded; the server reads only
+    /// plain bodies.
+    #[error("content encoding `{0}` is not supported: send the body unencoded (identity)")]
+    UnsupportedEncoding(String),
+    /// The body did not arrive in full in time: the client sent less than
+    /// it announced, or stalled.
+    #[error("the request body did not arrive in full within {} ms; send all of it, as long as its Content-Length says", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
     /// The body is larger than the route accepts.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -106,6 +114,18 @@ pub enum ApiError {
         "writes from origin `{0}` are not allowed; configure http.cors_write_origins to allow it"
     )]
     OriginNotAllowed(String),
+    /// A write without an API key for a host name the server does not
+    /// know: what a DNS-rebinding page sends.
+    #[error(
+        "writes for host `{0}` are not taken without an API key; list the name in http.allowed_hosts or set http.api_key"
+    )]
+    HostNotAllowed(String),
+    /// A browser's CORS preflight that the policy does not approve.
+    #[error("this cross-origin request is not allowed: {0}")]
+    PreflightRefused(&'static str),
+    /// A CORS preflight that is malformed.
+    #[error("the CORS preflight is malformed: {0}")]
+    InvalidPreflight(String),
     /// A failure on our side; the details are logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -123,6 +143,8 @@ impl ApiError {
             ApiError::MissingField(_) => "missing_field",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InProgress(_) => "in_progress",
@@ -133,6 +155,9 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::PreflightRefused(_) => "origin_not_allowed",
+            ApiError::InvalidPreflight(_) => "invalid_preflight",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -184,6 +209,25 @@ impl From<txwatch_cache::CacheError> for ApiError {
     }
 }
 
+impl From<&actix_cors::CorsError> for ApiError {
+    fn from(error: &actix_cors::CorsError) -> ApiError {
+        use actix_cors::CorsError;
+        match error {
+            CorsError::OriginNotAllowed => ApiError::PreflightRefused(
+                "pages on this origin may not make it (see http.cors_allowed_origins for reads \
+                 and http.cors_write_origins for writes)",
+            ),
+            CorsError::MethodNotAllowed => {
+                ApiError::PreflightRefused("the method is not one this API takes")
+            }
+            CorsError::HeadersNotAllowed => {
+                ApiError::PreflightRefused("a requested header is not allowed")
+            }
+            other => ApiError::InvalidPreflight(other.to_string()),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
         if error.is_unavailable() {
@@ -216,6 +260,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidBody(_)
             | ApiError::InvalidEventId(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::InProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -223,7 +269,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. }
             | ApiError::Timeout(_)
             | ApiError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::OriginNotAllowed(_)
+            | ApiError::HostNotAllowed(_)
+            | ApiError::PreflightRefused(_) => StatusCode::FORBIDDEN,
+            ApiError::InvalidPreflight(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -246,10 +295,54 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
+        if let ApiError::Unauthorized = self {
+            // RFC 9110: a 401 says how to authenticate.
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"txwatch\""),
+            ));
+        }
         response.json(ErrorBody {
             error: self.code(),
-            message: self.to_string(),
+            message: capped(self.to_string()),
         })
+    }
+}
+
+/// The most characters of a client's input quoted back in a message.
+const ECHO_CHARS: usize = 64;
+/// The most characters of a message, whatever it quotes: a safety net for
+/// messages that quote what another library said about the input.
+const MESSAGE_CHARS: usize = 1024;
+
+/// `text`, a client's input, as an error message may quote it: whole when
+/// short, else its start and its length, so a 20 KB value does not make a
+/// 20 KB answer.
+pub(crate) fn echo(text: &str) -> String {
+    let mut chars = text.chars();
+    let start: String = chars.by_ref().take(ECHO_CHARS).collect();
+    if chars.next().is_none() {
+        start
+    } else {
+        format!("{start}... ({} bytes)", text.len())
+    }
+}
+
+/// `error`'s message, with the client's `input` in it quoted by [`echo`]:
+/// for errors of other crates that quote what they were given in full.
+pub(crate) fn quoting(error: &dyn std::fmt::Display, input: &str) -> String {
+    let message = error.to_string();
+    if input.chars().nth(ECHO_CHARS).is_none() {
+        return message;
+    }
+    message.replacen(input, &echo(input), 1)
+}
+
+/// `message` cut at [`MESSAGE_CHARS`].
+fn capped(message: String) -> String {
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        None => message,
+        Some((end, _)) => format!("{}... (cut)", &message[..end]),
     }
 }
 
@@ -263,4 +356,28 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_are_quoted_by_their_start_and_length() {
+        assert_eq!(echo("2026-01-31"), "2026-01-31");
+        let long = "é".repeat(1000);
+        let quoted = echo(&long);
+        assert!(quoted.starts_with(&"é".repeat(ECHO_CHARS)), "{quoted}");
+        assert!(quoted.ends_with("... (2000 bytes)"), "{quoted}");
+        let error = "`x` is not a number".replace('x', &long);
+        let message = quoting(&error, &long);
+        assert!(
+            message.len() < 200 && message.ends_with("is not a number"),
+            "{message}"
+        );
+        assert_eq!(
+            capped("m".repeat(5000)).chars().count(),
+            MESSAGE_CHARS + "... (cut)".len()
+        );
+    }
 }

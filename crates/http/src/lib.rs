@@ -31,16 +31,20 @@
 //! subscriber, or spawn long-lived tasks: the `server` crate spawns
 //! [`run_relay`], [`run_simulations`] and [`run_ingest_worker`].
 
+mod body;
 mod coalesce;
 mod config;
 mod cursor;
 mod dashboard;
 mod dto;
 mod error;
+mod hangup;
 mod hub;
+mod json;
 mod metrics;
 mod observe;
 mod openapi;
+mod origin;
 mod pipeline;
 mod query;
 mod routes;
@@ -49,12 +53,14 @@ mod sse;
 mod state;
 
 pub use coalesce::{IngestJobs, IngestQueue, run_ingest_worker};
-pub use config::HttpConfig;
+pub use config::{BUILT_IN_CURSOR_SECRET, HttpConfig};
 pub use cursor::{CursorCodec, CursorError};
 pub use error::ApiError;
+pub use hangup::record_connection;
 pub use hub::{EventHub, Live, Notice, UserSubscription, run_relay};
 pub use metrics::{Metrics, PoolUsage, Stage};
 pub use observe::{observe, time_limit};
+pub use origin::InvalidProxy;
 pub use pipeline::{NewTransaction, Outcome, Pipeline, Publication};
 pub use routes::{configure, cors, not_found};
 pub use simulation::{FeedGuard, SimulationSettings, Simulations, run_simulations};

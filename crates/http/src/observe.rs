@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -52,7 +52,11 @@ pub async fn observe(
         request_id = %String::from_utf8_lossy(request_id.as_bytes())
     );
 
-    let outcome = next.call(request).instrument(span.clone()).await;
+    let outcome = next
+        .call(request)
+        .instrument(span.clone())
+        .await
+        .map(in_our_error_shape);
     let elapsed = started.elapsed();
     let (status, route, dependency) = match &outcome {
         Ok(response) => (
@@ -91,8 +95,26 @@ pub async fn observe(
     })
 }
 
+/// `response`, or, when it is actix-cors's refusal of a preflight (plain
+/// text), the same refusal in the API's JSON error shape.
+fn in_our_error_shape<B>(response: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
+    let refusal = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<actix_cors::CorsError>())
+        .map(ApiError::from);
+    match refusal {
+        None => response.map_into_left_body(),
+        Some(error) => {
+            let (request, _) = response.into_parts();
+            ServiceResponse::new(request, error.error_response()).map_into_right_body()
+        }
+    }
+}
+
 /// The time limit of a non-streaming route: past `http.request_timeout_ms`
-/// the client gets a 503 `timeout`. Install it on routed resources only
+/// the client gets a 503 `timeout`, or a 408 `body_timeout` when it had not
+/// yet sent the whole body of a write. Install it on routed resources only
 /// (`Resource::wrap`), where the request may be shared.
 ///
 /// The handler stops when the limit passes, but work it handed off goes on:
@@ -118,10 +140,16 @@ pub async fn time_limit(
     let http_request = request.request().clone();
     match tokio::time::timeout(limit, next.call(request)).await {
         Ok(outcome) => outcome.map(ServiceResponse::map_into_boxed_body),
-        Err(_) => Ok(ServiceResponse::new(
-            http_request,
-            ApiError::Timeout(limit).error_response(),
-        )),
+        Err(_) => {
+            // A client that has not sent its whole body yet is the one to
+            // blame, not the server.
+            let error = if crate::body::still_reading(&http_request) {
+                ApiError::BodyTimeout(limit)
+            } else {
+                ApiError::Timeout(limit)
+            };
+            Ok(ServiceResponse::new(http_request, error.error_response()))
+        }
     }
 }
 

@@ -45,8 +45,10 @@ const DOCS_PATH: &str = "/docs";
                        Every error answers `{\"error\": \"<snake_case_code>\", \"message\": \
                        \"<what to fix>\"}` (schema `ErrorBody`). Besides the statuses listed \
                        for each operation, a path that no route has answers 404 \
-                       (`not_found`), and a method that a path does not take answers 405 \
-                       (`method_not_allowed`), both in the same shape.",
+                       (`not_found`), a method that a path does not take answers 405 \
+                       (`method_not_allowed`), and a CORS preflight (`OPTIONS`) that the \
+                       policy refuses answers 403 (`origin_not_allowed`) or, when malformed, \
+                       400 (`invalid_preflight`), all in the same shape.",
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
@@ -75,6 +77,8 @@ const DOCS_PATH: &str = "/docs";
             Forbidden,
             InProgress,
             PayloadTooLarge,
+            UnsupportedEncoding,
+            BodyTimeout,
             Unavailable,
             InternalError,
             EventStream,
@@ -527,6 +531,8 @@ enum ErrorCode {
     MissingField,
     InvalidField,
     InvalidBody,
+    UnsupportedEncoding,
+    BodyTimeout,
     PayloadTooLarge,
     Unauthorized,
     InProgress,
@@ -537,6 +543,8 @@ enum ErrorCode {
     Timeout,
     TooManyStreams,
     OriginNotAllowed,
+    HostNotAllowed,
+    InvalidPreflight,
     InternalError,
 }
 
@@ -559,7 +567,9 @@ pub(crate) struct StreamParams {
 #[allow(dead_code)]
 pub(crate) struct ResumeHeader {
     /// The `id:` of the last event received: the stream first replays every
-    /// later event it still keeps, in order, without duplicates.
+    /// later event it still keeps, in order, without duplicates. An id that
+    /// is not of the form `<ms>-<seq>`, or lies further in the future than
+    /// clocks drift (5 minutes), is refused with 422 `invalid_event_id`.
     #[param(rename = "Last-Event-ID", example = "1767225600000-0")]
     last_event_id: Option<String>,
 }
@@ -576,7 +586,9 @@ macro_rules! event_format {
          \"user_id\":\"...\",\"amount\":\"271.62\",...}\n\n```\n\n\
          Problems are `event: error` with `data: {\"error\": code, \"message\": text}`: \
          `events_expired` (a resume asked for events no longer kept; the stream goes on \
-         from the oldest kept), `lagged` (events were missed; reconnect), \
+         from the oldest kept), `events_lost` (a resume asked for events after an id newer \
+         than every event kept, as when Redis lost its stream; the stream goes on after the \
+         newest), `lagged` (events were missed; reconnect), \
          `service_unavailable` (Redis is down while catching up; retried).\n\n\
          Resuming: a client sending `Last-Event-ID` first receives every matching event \
          after that id still kept (about `APP_REDIS__EVENT_RETENTION` events), in order, then \
@@ -679,12 +691,29 @@ impl<'s> ToResponse<'s> for MethodNotAllowed {
         ("MethodNotAllowed", response)
     }
 }
-error_response!(
-    Unauthorized,
-    false,
-    "An API key is configured and the request did not send it in `X-API-Key` or \
-     `Authorization: Bearer` (`unauthorized`)."
-);
+/// A write without the configured API key (`unauthorized`), with the
+/// challenge RFC 9110 asks for.
+pub(crate) struct Unauthorized;
+
+impl<'s> ToResponse<'s> for Unauthorized {
+    fn response() -> (&'s str, RefOr<Response>) {
+        let mut response = error_response(
+            "An API key is configured and the request did not send it in `X-API-Key` or \
+             `Authorization: Bearer` (the scheme in any case) (`unauthorized`).",
+            false,
+        );
+        if let RefOr::T(response) = &mut response {
+            response.headers.insert(
+                "WWW-Authenticate".to_owned(),
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some("`Bearer realm=\"txwatch\"`."))
+                    .build(),
+            );
+        }
+        ("Unauthorized", response)
+    }
+}
 error_response!(
     InProgress,
     true,
@@ -698,10 +727,26 @@ error_response!(
      batch (`payload_too_large`)."
 );
 error_response!(
+    UnsupportedEncoding,
+    false,
+    "The body carries a `Content-Encoding` other than `identity`; the server reads only \
+     unencoded bodies (`unsupported_encoding`). Nothing is stored."
+);
+error_response!(
+    BodyTimeout,
+    false,
+    "The body did not arrive in full within `APP_HTTP__BODY_TIMEOUT_MS` (or the request's \
+     time limit): the client sent less than its `Content-Length`, or stalled \
+     (`body_timeout`). Nothing is stored; the connection is closed."
+);
+error_response!(
     Forbidden,
     false,
-    "A browser page on another origin tried to write, and `APP_HTTP__CORS_WRITE_ORIGINS` \
-     does not list that origin (`origin_not_allowed`); nothing is stored."
+    "A browser page on another origin (scheme, host and port) tried to write, and \
+     `APP_HTTP__CORS_WRITE_ORIGINS` does not list that origin (`origin_not_allowed`); or, \
+     with no API key set, the request names a host the server does not know \
+     (`host_not_allowed`: not `localhost`, an IP literal, nor one of \
+     `APP_HTTP__ALLOWED_HOSTS`), as a DNS-rebinding page would. Nothing is stored."
 );
 error_response!(
     Unavailable,
@@ -751,10 +796,33 @@ pub(crate) struct Readiness {
     message: Option<String>,
     /// Whether both answer.
     ready: bool,
-    /// `ok`, or why Postgres cannot be used.
+    /// `ok`, or why Postgres cannot be used, in plain words.
     postgres: String,
-    /// `ok`, or why Redis cannot be used.
+    /// `ok`, or why Redis cannot be used, in plain words.
     redis: String,
+    /// Settings an operator should fix; they do not make the process
+    /// unready.
+    warnings: Vec<ReadinessWarning>,
+}
+
+/// A setting an operator should fix.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ReadinessWarning {
+    /// `default_cursor_secret`: cursors are signed with the built-in secret,
+    /// which is public; set `APP_HTTP__CURSOR_SECRET`.
+    code: WarningCode,
+    /// What to do about it.
+    message: String,
+}
+
+/// The machine-readable warning codes of `/ready`.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum WarningCode {
+    DefaultCursorSecret,
 }
 
 #[cfg(test)]
@@ -780,6 +848,8 @@ mod tests {
             ApiError::invalid_field("amount", "negative"),
             ApiError::InvalidBody("not an object".into()),
             ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedEncoding("gzip".into()),
+            ApiError::BodyTimeout(std::time::Duration::from_secs(1)),
             ApiError::Unauthorized,
             ApiError::InProgress(uuid::Uuid::nil()),
             ApiError::InvalidEventId("x".into()),
@@ -788,6 +858,9 @@ mod tests {
             ApiError::Timeout(std::time::Duration::from_secs(1)),
             ApiError::TooManyStreams { limit: 1 },
             ApiError::OriginNotAllowed("https://elsewhere.example".into()),
+            ApiError::HostNotAllowed("evil.example".into()),
+            ApiError::PreflightRefused("no"),
+            ApiError::InvalidPreflight("no method".into()),
             ApiError::Unavailable {
                 service: "redis",
                 source: "down".into(),

@@ -8,7 +8,7 @@ use txwatch_domain::{Amount, UserId};
 use txwatch_storage::PageQuery;
 
 use crate::cursor::CursorCodec;
-use crate::error::ApiError;
+use crate::error::{ApiError, echo, quoting};
 
 /// Rows per page when `limit` is absent.
 pub(crate) const DEFAULT_LIMIT: u32 = 100;
@@ -39,9 +39,9 @@ impl RawHistoryQuery {
     ) -> Result<PageQuery, ApiError> {
         let user_id = match present(self.user_id) {
             None => return Err(ApiError::MissingParameter("user_id")),
-            Some(text) => text
-                .parse::<UserId>()
-                .map_err(|_| ApiError::invalid("user_id", format!("`{text}` is not a UUID")))?,
+            Some(text) => text.parse::<UserId>().map_err(|_| {
+                ApiError::invalid("user_id", format!("`{}` is not a UUID", echo(&text)))
+            })?,
         };
         let to = optional(self.to_date, "to_date", parse_instant)?.unwrap_or(now);
         let from =
@@ -104,14 +104,19 @@ fn default_max_amount() -> Amount {
 }
 
 fn parse_amount(text: &str) -> Result<Amount, String> {
-    text.parse::<Amount>().map_err(|e| e.to_string())
+    text.parse::<Amount>().map_err(|e| quoting(&e, text))
 }
 
 fn parse_limit(text: &str) -> Result<u32, String> {
     text.parse::<u32>()
         .ok()
         .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(|| format!("`{text}` is not a whole number from 1 to {MAX_LIMIT}"))
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a whole number from 1 to {MAX_LIMIT}",
+                echo(text)
+            )
+        })
 }
 
 /// Reads an instant: RFC 3339 (`2026-01-31T12:00:00Z`, `...+05:30`), a date
@@ -123,19 +128,24 @@ fn parse_limit(text: &str) -> Result<u32, String> {
 pub(crate) fn parse_instant(text: &str) -> Result<OffsetDateTime, String> {
     let at = read_instant(text).ok_or_else(|| {
         format!(
-            "`{text}` is not a date: use RFC 3339 such as 2026-01-31T12:00:00Z, \
-             or a date such as 2026-01-31 (midnight UTC)"
+            "`{}` is not a date: use RFC 3339 such as 2026-01-31T12:00:00Z, \
+             or a date such as 2026-01-31 (midnight UTC)",
+            echo(text)
         )
     })?;
     if at < EARLIEST || at > LATEST {
-        return Err(format!("`{text}` is outside the years 0001 to 9999 (UTC)"));
+        return Err(format!(
+            "`{}` is outside the years 0001 to 9999 (UTC)",
+            echo(text)
+        ));
     }
     Ok(at)
 }
 
-/// The earliest and latest instants [`parse_instant`] accepts.
-const EARLIEST: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
-const LATEST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999_999_999 UTC);
+/// The earliest and latest instants [`parse_instant`] accepts (and that a
+/// cursor may carry).
+pub(crate) const EARLIEST: OffsetDateTime = datetime!(0001-01-01 0:00 UTC);
+pub(crate) const LATEST: OffsetDateTime = datetime!(9999-12-31 23:59:59.999_999_999 UTC);
 
 /// The instant `text` names, in UTC, if it is one of the accepted forms.
 fn read_instant(text: &str) -> Option<OffsetDateTime> {

@@ -5,6 +5,7 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
+use crate::body::BodyLimit;
 use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::observe::time_limit;
@@ -38,7 +39,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             .service(read_route("/users", users::list))
             .service(
                 web::resource("/transactions")
-                    .app_data(json_config(ingest::MAX_SINGLE_BYTES))
+                    .app_data(BodyLimit(ingest::MAX_SINGLE_BYTES))
                     .wrap(from_fn(time_limit))
                     .route(web::get().to(transactions::history))
                     .route(web::head().to(transactions::history))
@@ -47,7 +48,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             )
             .service(
                 web::resource("/transactions/batch")
-                    .app_data(json_config(ingest::MAX_BATCH_BYTES))
+                    .app_data(BodyLimit(ingest::MAX_BATCH_BYTES))
                     .wrap(from_fn(time_limit))
                     .route(web::post().to(ingest::create_batch))
                     .default_service(web::to(|| not_allowed("POST"))),
@@ -59,24 +60,6 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
             ))
             .configure(crate::dashboard::register);
     }
-}
-
-/// JSON bodies up to `limit` bytes, any content type (curl users forget
-/// it), with errors in the API's shape: 413 past the limit, 422 otherwise.
-fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .content_type_required(false)
-        .error_handler(|error, _request| {
-            use actix_web::error::JsonPayloadError;
-            match error {
-                JsonPayloadError::Overflow { limit }
-                | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-                    ApiError::PayloadTooLarge { limit }.into()
-                }
-                other => ApiError::InvalidBody(other.to_string()).into(),
-            }
-        })
 }
 
 /// A `GET` (and `HEAD`) resource under the request time limit, answering

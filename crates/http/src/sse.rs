@@ -11,6 +11,12 @@
 //! are skipped, so nothing arrives twice. A subscriber that falls behind the
 //! live channel catches up the same way. When the events after its position
 //! are no longer kept, it is told with `event: error` (`events_expired`).
+//! An id that no stream of ours can have issued (further in the future than
+//! clocks drift) is refused with 422 `invalid_event_id`; one newer than every
+//! event kept but not in the future (Redis lost its stream, say after a
+//! restart) is answered with `event: error` (`events_lost`) and the stream goes
+//! on from the newest event: a browser's `EventSource` never reconnects after a
+//! refusal, so only ids that cannot be ours are refused.
 //!
 //! `GET /sse/transactions/{user_id}` with the simulation on is a feed
 //! stream: the connection drives a simulated feed of its own (see
@@ -24,7 +30,8 @@
 //! nothing.
 //!
 //! A process holds at most `http.max_streams` streams ([`StreamSlots`]); one
-//! more answers 503 `too_many_streams`. When the server shuts down, every
+//! more answers 503 `too_many_streams`. A stream whose client closes the
+//! connection ends at once, giving its place back (`crate::hangup`). When the server shuts down, every
 //! stream sends `event: error` (`shutting_down`) and ends, so clients
 //! reconnect (to another process behind the load balancer) and resume by
 //! id.
@@ -39,14 +46,17 @@ use actix_web::http::header::HeaderValue;
 use actix_web::web::{Data, Path, Query};
 use actix_web::{HttpRequest, Responder};
 use actix_web_lab::sse::{self, Sse};
+use futures_util::StreamExt;
 use serde::Deserialize;
+use time::OffsetDateTime;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use txwatch_cache::{Event, EventId, EventLog, FeedId};
 use txwatch_domain::UserId;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, echo};
+use crate::hangup::Hangup;
 use crate::hub::{Live, Notice, UserSubscription};
 use crate::metrics::Metrics;
 use crate::simulation::FeedGuard;
@@ -58,6 +68,10 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const RETRY: Duration = Duration::from_secs(2);
 /// Events read from the Redis stream per catch-up read.
 const REPLAY_CHUNK: usize = 200;
+/// How far past the newest event and this process's clock a `Last-Event-ID`
+/// may lie and still be taken for ours: Redis stamps ids with its own clock,
+/// which may run somewhat ahead of this process's.
+const CLOCK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
 /// `GET /sse/transactions/{user_id}`: with the simulation on (and the API
 /// key, when one is set), a simulated feed of this connection's own and
@@ -77,7 +91,8 @@ const REPLAY_CHUNK: usize = 200;
     responses(
         (status = 200, response = crate::openapi::EventStream),
         (status = 422, description = "`user_id` is not a UUID (`invalid_parameter`) or \
-                                      `Last-Event-ID` is not an id of ours (`invalid_event_id`).",
+                                      `Last-Event-ID` is not an id of ours, or lies in the \
+                                      future (`invalid_event_id`).",
          body = crate::openapi::ErrorBody),
         (status = 503, response = crate::openapi::Unavailable),
     ),
@@ -87,9 +102,12 @@ pub(crate) async fn user_stream(
     user_id: Path<String>,
     request: HttpRequest,
 ) -> Result<impl Responder, ApiError> {
-    let user_id: UserId = user_id
-        .parse()
-        .map_err(|e| ApiError::invalid("user_id", format!("`{user_id}` is not a UUID: {e}")))?;
+    let user_id: UserId = user_id.parse().map_err(|e| {
+        ApiError::invalid(
+            "user_id",
+            format!("`{}` is not a UUID: {e}", echo(&user_id)),
+        )
+    })?;
     let resume = last_event_id(&request)?;
     let simulate = state.simulation_enabled && state.may_write(request.headers());
     let slot = open_slot(&state, "user")?;
@@ -97,37 +115,38 @@ pub(crate) async fn user_stream(
     // the feed starts: its first event comes after both (`start_position`).
     let source = Source::User(state.hub.subscribe_user(user_id));
     if !simulate {
-        let start = start_position(&state.events, resume.map(|r| r.at)).await;
+        let start = start_position(&state.events, resume.map(|r| r.at)).await?;
         let filter = Filter {
             user_id: Some(user_id),
             anomalies_only: false,
             origin: OriginFilter::Real,
         };
-        return Ok(respond(Feed::new(
-            source, filter, start, &state, slot, None,
-        )));
+        return Ok(respond(
+            Feed::new(source, filter, start, &state, slot, None),
+            Hangup::watch(&request),
+        ));
     }
+    let mut start = start_position(&state.events, resume.map(|r| r.at)).await?;
     // Only a feed's own id is worth resuming: the events after it that
-    // this stream sends are that feed's.
-    let resumed = resume.and_then(|r| r.feed.map(|feed| (r.at, feed)));
-    let start = start_position(&state.events, resumed.map(|(at, _)| at)).await;
+    // this stream sends are that feed's. Another id (checked all the same)
+    // starts afresh.
+    let resumed = resume.and_then(|r| r.feed);
+    if resumed.is_none() && matches!(start, Start::Resume(_)) {
+        start = start_position(&state.events, None).await?;
+    }
     let guard = state.simulations.start(user_id);
     let filter = Filter {
         user_id: Some(user_id),
         anomalies_only: false,
         origin: OriginFilter::Feeds {
             own: guard.feed(),
-            resumed: resumed.map(|(_, feed)| feed),
+            resumed,
         },
     };
-    Ok(respond(Feed::new(
-        source,
-        filter,
-        start,
-        &state,
-        slot,
-        Some(guard),
-    )))
+    Ok(respond(
+        Feed::new(source, filter, start, &state, slot, Some(guard)),
+        Hangup::watch(&request),
+    ))
 }
 
 /// Query of the all-users stream.
@@ -153,7 +172,7 @@ pub(crate) struct AllStreamQuery {
         (status = 200, response = crate::openapi::EventStream),
         (status = 422, description = "A parameter is invalid (`invalid_parameter`) or unknown \
                                       (`malformed_query`), or `Last-Event-ID` is not an id of \
-                                      ours (`invalid_event_id`).",
+                                      ours, or lies in the future (`invalid_event_id`).",
          body = crate::openapi::ErrorBody),
         (status = 503, response = crate::openapi::Unavailable),
     ),
@@ -167,8 +186,9 @@ pub(crate) async fn all_stream(
         .user_id
         .as_deref()
         .map(|text| {
-            text.parse::<UserId>()
-                .map_err(|e| ApiError::invalid("user_id", format!("`{text}` is not a UUID: {e}")))
+            text.parse::<UserId>().map_err(|e| {
+                ApiError::invalid("user_id", format!("`{}` is not a UUID: {e}", echo(text)))
+            })
         })
         .transpose()?;
     let anomalies_only = match query.anomalies_only.as_deref() {
@@ -177,7 +197,7 @@ pub(crate) async fn all_stream(
         Some(other) => {
             return Err(ApiError::invalid(
                 "anomalies_only",
-                format!("`{other}` is not a boolean: use true or false"),
+                format!("`{}` is not a boolean: use true or false", echo(other)),
             ));
         }
     };
@@ -188,15 +208,16 @@ pub(crate) async fn all_stream(
         Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
         None => Source::All(state.hub.subscribe_all()),
     };
-    let start = start_position(&state.events, resume.map(|r| r.at)).await;
+    let start = start_position(&state.events, resume.map(|r| r.at)).await?;
     let filter = Filter {
         user_id,
         anomalies_only,
         origin: OriginFilter::Any,
     };
-    Ok(respond(Feed::new(
-        source, filter, start, &state, slot, None,
-    )))
+    Ok(respond(
+        Feed::new(source, filter, start, &state, slot, None),
+        Hangup::watch(&request),
+    ))
 }
 
 /// A place for one more stream, or 503 when the process holds its maximum.
@@ -272,11 +293,15 @@ impl Drop for StreamSlot {
     }
 }
 
-fn respond(feed: Feed) -> impl Responder {
+/// The stream's response. It ends, dropping the feed and everything it
+/// holds (its place, subscription and simulation), as soon as the client
+/// closes the connection, not only at the next write (see `crate::hangup`).
+fn respond(feed: Feed, hangup: Hangup) -> impl Responder {
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok::<_, Infallible>(event), feed))
-    });
+    })
+    .take_until(hangup.closed());
     Sse::from_stream(stream)
         .with_keep_alive(KEEP_ALIVE)
         .with_retry_duration(RETRY)
@@ -297,14 +322,38 @@ fn respond(feed: Feed) -> impl Responder {
 /// thousands of streams opening at once, each reading everything published
 /// since its position had saturated the server). Only a resumed stream
 /// reads what it missed from Redis.
-async fn start_position(log: &EventLog, resume: Option<EventId>) -> Start {
-    match resume {
-        Some(id) => Start::Resume(id),
-        None => match log.last_id().await {
-            Ok(last) => Start::After(last.unwrap_or(EventId::ZERO)),
-            Err(_) => Start::Live,
-        },
+///
+/// A `Last-Event-ID` newer than every event kept is checked against the
+/// clocks: see the module docs.
+///
+/// # Errors
+/// [`ApiError::InvalidEventId`] for an id further ahead than clocks drift.
+async fn start_position(log: &EventLog, resume: Option<EventId>) -> Result<Start, ApiError> {
+    let newest = log
+        .last_id()
+        .await
+        .map(|last| last.unwrap_or(EventId::ZERO));
+    let Some(id) = resume else {
+        return Ok(newest.map_or(Start::Live, Start::After));
+    };
+    match newest {
+        Ok(newest) if id <= newest => Ok(Start::Resume(id)),
+        Ok(newest) if id.ms <= latest_plausible_ms(newest) => Ok(Start::Lost { asked: id, newest }),
+        // Without Redis only the clock can tell; the catch-up retries.
+        Err(_) if id.ms <= latest_plausible_ms(EventId::ZERO) => Ok(Start::Resume(id)),
+        Ok(_) | Err(_) => Err(ApiError::InvalidEventId(format!(
+            "`{id}` lies in the future: no stream of ours sent it"
+        ))),
     }
+}
+
+/// The latest millisecond an id of ours can carry, given the newest event
+/// kept: see [`CLOCK_TOLERANCE`].
+fn latest_plausible_ms(newest: EventId) -> u64 {
+    let now_ms =
+        u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let tolerance_ms = u64::try_from(CLOCK_TOLERANCE.as_millis()).unwrap_or(u64::MAX);
+    now_ms.max(newest.ms).saturating_add(tolerance_ms)
 }
 
 /// See [`start_position`].
@@ -314,6 +363,10 @@ enum Start {
     Resume(EventId),
     /// After the newest event when the client connected.
     After(EventId),
+    /// The client asked to resume after `asked`, newer than every event
+    /// kept (`newest`): the stream was lost. It is told, and goes on after
+    /// the newest event.
+    Lost { asked: EventId, newest: EventId },
     /// Redis could not say: from the next live event.
     Live,
 }
@@ -346,9 +399,9 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<Resume>, ApiError> {
     if text.is_empty() {
         return Ok(None);
     }
-    parse_resume(text)
-        .map(Some)
-        .ok_or_else(|| ApiError::InvalidEventId(format!("`{text}` is not an event id of ours")))
+    parse_resume(text).map(Some).ok_or_else(|| {
+        ApiError::InvalidEventId(format!("`{}` is not an event id of ours", echo(text)))
+    })
 }
 
 /// `<ms>-<seq>` or `<ms>-<seq>.<feed>`, as [`sse_id`] writes them.
@@ -430,6 +483,9 @@ struct Feed {
     /// that the stream still keeps the events after its position.
     check_expiry: bool,
     greeted: bool,
+    /// Sent right after the greeting: why the stream does not resume where
+    /// the client asked.
+    opening_notice: Option<Notice>,
     /// Cancelled when the server shuts down.
     shutdown: CancellationToken,
     /// Set once the stream has said goodbye; the next poll ends it.
@@ -453,8 +509,18 @@ impl Feed {
     ) -> Feed {
         let (position, check_expiry) = match start {
             Start::Resume(id) => (Some(id), true),
-            Start::After(id) => (Some(id), false),
+            Start::After(id) | Start::Lost { newest: id, .. } => (Some(id), false),
             Start::Live => (None, false),
+        };
+        let opening_notice = match start {
+            Start::Lost { asked, newest } => Some(Notice {
+                code: "events_lost",
+                message: format!(
+                    "the event stream holds nothing after {asked} (it was reset or lost); \
+                     events since then may be missing; continuing after {newest}"
+                ),
+            }),
+            Start::Resume(_) | Start::After(_) | Start::Live => None,
         };
         Feed {
             source,
@@ -467,11 +533,12 @@ impl Feed {
             // the relay brings it everything after.
             replay_after: match start {
                 Start::Resume(id) => Some(id),
-                Start::After(_) | Start::Live => None,
+                Start::After(_) | Start::Lost { .. } | Start::Live => None,
             },
             backlog: VecDeque::new(),
             check_expiry,
             greeted: false,
+            opening_notice,
             shutdown: state.shutdown.clone(),
             finished: false,
             metrics: state.metrics().clone(),
@@ -490,6 +557,9 @@ impl Feed {
             // Gets the response headers out and tells proxies and clients
             // the stream is open.
             return Some(sse::Event::Comment("connected".into()));
+        }
+        if let Some(notice) = self.opening_notice.take() {
+            return Some(self.notice(&notice));
         }
         // Everything `next_event` awaits can be dropped half-way without
         // losing anything: the position only moves once an event is in hand.

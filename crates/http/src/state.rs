@@ -14,6 +14,7 @@ use crate::config::HttpConfig;
 use crate::cursor::CursorCodec;
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
+use crate::origin::{InvalidProxy, TrustedProxies};
 use crate::pipeline::Pipeline;
 use crate::simulation::Simulations;
 use crate::sse::StreamSlots;
@@ -42,12 +43,22 @@ pub struct AppState {
     pub api_key_digest: Option<Arc<[u8]>>,
     /// Origins whose pages may write; `"*"` for any.
     pub write_origins: Arc<[String]>,
+    /// Peers whose forwarded headers are believed.
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// Host names writes are taken for without an API key, besides loopback
+    /// names and IP literals; `"*"` for any.
+    pub allowed_hosts: Arc<[String]>,
     /// The Redis pool, for readiness checks and pool metrics.
     pub redis: RedisPool,
     /// How many SSE streams are open, and how many may be.
     pub streams: StreamSlots,
     /// How long a non-streaming request may take.
     pub request_timeout: Duration,
+    /// How long a client may take to send a write's body (zero: no limit).
+    pub body_timeout: Duration,
+    /// Whether cursors are signed with the public built-in secret; `/ready`
+    /// says so.
+    pub built_in_cursor_secret: bool,
     /// Cancelled when the server starts shutting down: streams end, and
     /// simulations stop.
     pub shutdown: CancellationToken,
@@ -61,6 +72,10 @@ impl AppState {
     /// [`run_simulations`](crate::run_simulations) and
     /// [`run_ingest_worker`](crate::run_ingest_worker) on them, and cancels
     /// [`shutdown`](AppState::shutdown) to stop.
+    ///
+    /// # Errors
+    /// [`InvalidProxy`] when `config.trusted_proxies` holds something that
+    /// is neither an address nor a CIDR range.
     pub fn new(
         transactions: TransactionRepository,
         pipeline: Pipeline,
@@ -68,11 +83,11 @@ impl AppState {
         redis: RedisPool,
         config: &HttpConfig,
         simulation_enabled: bool,
-    ) -> AppState {
+    ) -> Result<AppState, InvalidProxy> {
         let api_key_digest = (!config.api_key.trim().is_empty())
             .then(|| Arc::from(&Sha256::digest(config.api_key.trim().as_bytes())[..]));
         let hub = EventHub::new(config.stream_buffer, pipeline.metrics().clone());
-        AppState {
+        Ok(AppState {
             transactions,
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),
             events: pipeline.events().clone(),
@@ -88,11 +103,20 @@ impl AppState {
                 .map(|origin| origin.trim().to_owned())
                 .filter(|origin| !origin.is_empty())
                 .collect(),
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies)?,
+            allowed_hosts: config
+                .allowed_hosts
+                .iter()
+                .map(|host| host.trim().to_owned())
+                .filter(|host| !host.is_empty())
+                .collect(),
             redis,
             streams: StreamSlots::new(config.max_streams),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            body_timeout: Duration::from_millis(config.body_timeout_ms),
+            built_in_cursor_secret: config.uses_built_in_cursor_secret(),
             shutdown: CancellationToken::new(),
-        }
+        })
     }
 
     /// Where this process records what it does.
@@ -102,7 +126,7 @@ impl AppState {
 
     /// Whether a request with these headers may write: no API key is
     /// configured, or it sent the key as `X-API-Key` or
-    /// `Authorization: Bearer`.
+    /// `Authorization: Bearer` (the scheme in any case).
     pub(crate) fn may_write(&self, headers: &HeaderMap) -> bool {
         let Some(expected) = self.api_key_digest.as_deref() else {
             return true;
@@ -114,10 +138,19 @@ impl AppState {
                 headers
                     .get("Authorization")
                     .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.strip_prefix("Bearer "))
+                    .and_then(bearer_token)
             });
         // Comparing digests keeps the comparison's timing independent of how
         // much of the key a guess got right.
         sent.is_some_and(|key| Sha256::digest(key.trim().as_bytes())[..] == expected[..])
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case
+/// does not matter (RFC 9110, section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }

@@ -144,6 +144,9 @@ pub enum SettingsError {
     /// Simulator values are impossible.
     #[error("invalid simulator settings")]
     Simulator(#[source] txwatch_simulator::SimulatorConfigError),
+    /// A trusted proxy is neither an address nor a range.
+    #[error("invalid setting `http.trusted_proxies`")]
+    TrustedProxy(#[from] txwatch_http::InvalidProxy),
     /// Some other value is out of range.
     #[error("invalid setting `{key}`: {reason}")]
     Invalid {
@@ -194,6 +197,8 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("http.cors_allowed_origins")
                     .with_list_parse_key("http.cors_write_origins")
+                    .with_list_parse_key("http.trusted_proxies")
+                    .with_list_parse_key("http.allowed_hosts")
                     .try_parsing(true)
                     .source(Some(environment)),
             )
@@ -210,6 +215,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         self.detector.build()?;
+        self.http.validate()?;
         self.simulator.to_config()?;
         if self.simulator.interval_ms < 10 {
             return Err(SettingsError::Invalid {
@@ -287,6 +293,18 @@ mod tests {
             AnyDetector::default()
         );
         assert_eq!(settings.http.cors_allowed_origins, ["*"]);
+    }
+
+    #[test]
+    fn the_built_in_cursor_secret_is_the_one_the_http_layer_warns_about() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert_eq!(
+            settings.http.cursor_secret,
+            txwatch_http::BUILT_IN_CURSOR_SECRET
+        );
+        assert!(settings.http.uses_built_in_cursor_secret());
+        let own = load(&[("APP_HTTP__CURSOR_SECRET", "our-own-secret")]).expect("valid");
+        assert!(!own.http.uses_built_in_cursor_secret());
     }
 
     #[test]

@@ -156,7 +156,8 @@ impl Application {
             redis,
             &settings.http,
             settings.simulator.enabled,
-        );
+        )
+        .map_err(SettingsError::from)?;
         let shutdown = state.shutdown.clone();
 
         let simulation = SimulationSettings {
@@ -186,6 +187,12 @@ impl Application {
             })
             .collect();
 
+        if settings.http.uses_built_in_cursor_secret() {
+            warn!(
+                "the cursor secret is the built-in one, which is public: anyone can sign \
+                 pagination cursors; set APP_HTTP__CURSOR_SECRET (the same on every replica)"
+            );
+        }
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -207,6 +214,8 @@ impl Application {
                 .configure(txwatch_http::configure(state.clone()))
                 .default_service(web::to(txwatch_http::not_found))
         })
+        // Lets streams notice at once when their client closes.
+        .on_connect(txwatch_http::record_connection)
         // Signals are ours: see `run_until`.
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs)

@@ -4,6 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json};
 use serde::Serialize;
+use txwatch_storage::StorageError;
 
 use crate::dto::{HealthJson, json_response};
 use crate::error::{ApiError, error_chain};
@@ -27,9 +28,10 @@ pub(super) async fn health() -> Json<HealthJson> {
     Json(HealthJson { health: "ok" })
 }
 
-/// `GET /ready`'s body: `{"ready": true, "postgres": "ok", "redis": "ok"}`,
-/// or with 503 the error shape plus the same fields, each `"ok"` or what
-/// is wrong.
+/// `GET /ready`'s body: `{"ready": true, "postgres": "ok", "redis": "ok",
+/// "warnings": []}`, or with 503 the error shape plus the same fields, each
+/// `"ok"` or what is wrong in plain words (the details go to the log, not
+/// to whoever asks).
 #[derive(Serialize)]
 struct ReadyJson {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,8 +39,16 @@ struct ReadyJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
     ready: bool,
-    postgres: String,
-    redis: String,
+    postgres: &'static str,
+    redis: &'static str,
+    warnings: Vec<WarningJson>,
+}
+
+/// Something an operator should fix that does not stop serving.
+#[derive(Serialize)]
+struct WarningJson {
+    code: &'static str,
+    message: &'static str,
 }
 
 /// `GET /ready`: 200 when Postgres (with its schema) and Redis answer, else
@@ -52,13 +62,16 @@ struct ReadyJson {
     description = "Whether this process can serve every route: Postgres answers with its \
                    schema in place, and Redis answers; both are checked at once, each within \
                    2 s. Route a load balancer's traffic to a process only while it answers \
-                   200; `/health` is the liveness check.",
+                   200; `/health` is the liveness check. `warnings` lists settings an \
+                   operator should fix that do not stop serving, such as \
+                   `default_cursor_secret` while cursors are signed with the built-in, \
+                   public secret.",
     responses(
         (status = 200, description = "Postgres and Redis are reachable.",
          body = crate::openapi::Readiness),
         (status = 503, description = "Something is down: `error` is `not_ready`, `message` \
-                                      names what, and `postgres` and `redis` say `ok` or why \
-                                      not.",
+                                      names what, and `postgres` and `redis` say `ok` or, in \
+                                      plain words, why not (the details are logged).",
          body = crate::openapi::Readiness),
     ),
 )]
@@ -71,35 +84,63 @@ pub(super) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiErro
         .await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error_chain(&error)),
-            Err(_) => Err("no answer within 2 s".to_owned()),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error_chain(&error), "readiness: postgres is not usable");
+                Err(match error {
+                    StorageError::Unavailable(_) => UNREACHABLE,
+                    StorageError::Query(_) => "answering, but its schema is not in place yet",
+                    _ => "not usable",
+                })
+            }
+            Err(_) => Err(NO_ANSWER),
         }
     };
     let redis = async {
         match tokio::time::timeout(CHECK_TIMEOUT, txwatch_cache::ping(&state.redis)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error_chain(&error)),
-            Err(_) => Err("no answer within 2 s".to_owned()),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error_chain(&error), "readiness: redis is not usable");
+                Err(if error.is_unavailable() {
+                    UNREACHABLE
+                } else {
+                    "answering unexpectedly"
+                })
+            }
+            Err(_) => Err(NO_ANSWER),
         }
     };
     let (postgres, redis) = tokio::join!(postgres, redis);
     let down: Vec<String> = [("postgres", &postgres), ("redis", &redis)]
         .into_iter()
-        .filter_map(|(name, check)| check.as_ref().err().map(|why| format!("{name}: {why}")))
+        .filter_map(|(name, check)| check.err().map(|why| format!("{name} {why}")))
         .collect();
-    let shown = |check: Result<(), String>| check.err().unwrap_or_else(|| "ok".to_owned());
+    let shown = |check: Result<(), &'static str>| check.err().unwrap_or("ok");
     let ready = down.is_empty();
+    let mut warnings = Vec::new();
+    if state.built_in_cursor_secret {
+        warnings.push(WarningJson {
+            code: "default_cursor_secret",
+            message: "pagination cursors are signed with the built-in secret, which is public; \
+                      set APP_HTTP__CURSOR_SECRET (the same on every replica)",
+        });
+    }
     let body = ReadyJson {
         error: (!ready).then_some("not_ready"),
         message: (!ready).then(|| format!("not ready: {}", down.join("; "))),
         ready,
         postgres: shown(postgres),
         redis: shown(redis),
+        warnings,
     };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(status, &body, 160)
+    json_response(status, &body, 256)
 }
+
+/// What readiness says of a dependency that refuses connections.
+const UNREACHABLE: &str = "unreachable";
+/// What readiness says of a dependency that does not answer in time.
+const NO_ANSWER: &str = "no answer within 2 s";

@@ -14,8 +14,8 @@ use std::future::{Ready, ready};
 use std::io::Write;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ContentType;
-use actix_web::web::{Data, Json};
+use actix_web::http::header::{self, ContentType};
+use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -24,8 +24,11 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use txwatch_domain::{Amount, Currency, Status, TransactionId, UserId};
 
+use crate::body::Body;
 use crate::dto::{TransactionJson, json_response};
-use crate::error::ApiError;
+use crate::error::{ApiError, echo, quoting};
+use crate::json::{BatchShape, Object, strict_value};
+use crate::origin::{Origin, host_may_write, origin_may_write, own_origin};
 use crate::pipeline::{NewTransaction, Outcome};
 use crate::query::parse_instant;
 use crate::state::AppState;
@@ -41,9 +44,10 @@ const FIELDS: &str = "id, user_id, amount, currency, txn_date, status";
 /// Bytes of JSON per answered transaction, roughly; sizes the buffer.
 const BYTES_PER_ITEM: usize = 360;
 
-/// Proof that the request may write: the configured API key was sent, or
-/// none is configured. Extract it first so a request without the key is
-/// refused before its body is read.
+/// Proof that the request may write: a browser page may (see
+/// `crate::origin`), the host name is known or an API key is configured,
+/// and the configured API key was sent. Extract it first so a request
+/// without the key is refused before its body is read.
 pub(crate) struct WriteAccess;
 
 impl FromRequest for WriteAccess {
@@ -56,35 +60,32 @@ impl FromRequest for WriteAccess {
                 "app state is not registered".into(),
             )));
         };
-        if let Some(origin) = foreign_origin(request, &state.write_origins) {
-            return ready(Err(ApiError::OriginNotAllowed(origin)));
-        }
-        ready(if state.may_write(request.headers()) {
-            Ok(WriteAccess)
-        } else {
-            Err(ApiError::Unauthorized)
-        })
+        ready(check_access(request, state))
     }
 }
 
-/// The request's `Origin` when a browser sent it from a page on another
-/// origin that may not write. CORS alone does not stop such a post: a
-/// "simple" cross-origin request (a form, or `text/plain` JSON) is sent
-/// without asking first, and this route reads JSON whatever its content
-/// type. Clients that send no `Origin` (curl, servers) are not browsers
-/// acting for a visitor, and pass.
-fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
-    let origin = request.headers().get("Origin")?;
-    let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
-    let host = request.connection_info().host().to_owned();
-    let same_origin = origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host));
-    let allowed = same_origin
-        || allowed
-            .iter()
-            .any(|o| o == "*" || o.eq_ignore_ascii_case(&origin));
-    (!allowed).then_some(origin)
+fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, ApiError> {
+    let own = own_origin(request, &state.trusted_proxies);
+    // Clients that send no `Origin` (curl, servers) are not browsers acting
+    // for a visitor; a browser always sends it on a cross-origin post.
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        if !origin_may_write(&origin, own.as_ref(), &state.write_origins) {
+            return Err(ApiError::OriginNotAllowed(echo(&origin)));
+        }
+    }
+    if state.api_key_digest.is_none() {
+        let host = own.as_ref().map_or("", Origin::host);
+        if !host_may_write(host, &state.allowed_hosts) {
+            return Err(ApiError::HostNotAllowed(echo(host)));
+        }
+        return Ok(WriteAccess);
+    }
+    if state.may_write(request.headers()) {
+        Ok(WriteAccess)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
 }
 
 /// `POST /transactions`: 201 with the scored transaction, or 200 with the
@@ -108,11 +109,14 @@ fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
          body = crate::openapi::Transaction),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
+        (status = 408, response = crate::openapi::BodyTimeout),
         (status = 409, response = crate::openapi::InProgress),
         (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 422, description = "The body is not a transaction (`invalid_body`, such as an \
-                                      unknown field), or a field is missing (`missing_field`) or \
-                                      invalid (`invalid_field`).",
+        (status = 415, response = crate::openapi::UnsupportedEncoding),
+        (status = 422, description = "The body is not a transaction (`invalid_body`: not a JSON \
+                                      object, an unknown field, or a repeated key), or a field \
+                                      is missing (`missing_field`) or invalid \
+                                      (`invalid_field`).",
          body = crate::openapi::ErrorBody),
         (status = 500, response = crate::openapi::InternalError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -121,9 +125,9 @@ fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
 pub(super) async fn create(
     _access: WriteAccess,
     state: Data<AppState>,
-    Json(body): Json<Box<RawValue>>,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let item = read_transaction(body.get(), OffsetDateTime::now_utc())?;
+    let item = read_transaction(body.text()?, OffsetDateTime::now_utc())?;
     let outcome = state.single.submit(item).await?;
     match outcome {
         Outcome::Created { json, .. } => Ok(HttpResponse::Created()
@@ -161,10 +165,14 @@ pub(super) async fn create(
          body = crate::openapi::BatchResult),
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
+        (status = 408, response = crate::openapi::BodyTimeout),
         (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedEncoding),
         (status = 422, description = "The body is neither an array nor `{\"transactions\": [...]}` \
-                                      (`invalid_body`, `missing_field`, `invalid_field`), or it \
-                                      holds more than 1,000 items (`invalid_field`).",
+                                      (`invalid_body`, such as a repeated key, `missing_field`, \
+                                      `invalid_field`), or it holds more than 1,000 items \
+                                      (`invalid_field`). An item that is not a JSON object, or \
+                                      repeats a key, gets its own 422 result instead.",
          body = crate::openapi::ErrorBody),
         (status = 500, response = crate::openapi::InternalError),
         (status = 503, response = crate::openapi::Unavailable),
@@ -173,19 +181,20 @@ pub(super) async fn create(
 pub(super) async fn create_batch(
     _access: WriteAccess,
     state: Data<AppState>,
-    Json(body): Json<Box<RawValue>>,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let parsed = read_batch(body.get(), OffsetDateTime::now_utc())?;
+    let parsed = read_batch(body.text()?, OffsetDateTime::now_utc())?;
     ingest_batch(&state, parsed).await
 }
 
 /// One transaction from a body: read plainly when it is a plainly
 /// well-formed transaction object, else by the general reading, which says
-/// exactly what is wrong with it.
+/// exactly what is wrong with it. Both take only an object, and refuse a
+/// repeated key (see `crate::json`).
 fn read_transaction(body: &str, now: OffsetDateTime) -> Result<NewTransaction, ApiError> {
-    match serde_json::from_str::<SentTransaction<'_>>(body) {
-        Ok(sent) => check(sent.fields(), now),
-        Err(_) => parse_transaction(&serde_json::from_str(body).map_err(invalid_body)?, now),
+    match serde_json::from_str::<Object<SentTransaction<'_>>>(body) {
+        Ok(Object(sent)) => check(sent.fields(), now),
+        Err(_) => parse_transaction(&strict_value(body).map_err(invalid_body)?, now),
     }
 }
 
@@ -204,7 +213,7 @@ fn read_batch(
                 .map(|item| check(item.fields(), now))
                 .collect())
         }
-        None => parse_batch(serde_json::from_str(body).map_err(invalid_body)?, now),
+        None => parse_batch(body, now),
     }
 }
 
@@ -212,47 +221,56 @@ fn read_batch(
 /// read without building a JSON tree; `None` for anything else, which the
 /// general reading ([`parse_batch`]) then explains item by item.
 fn sent_batch(body: &str) -> Option<Vec<SentTransaction<'_>>> {
-    if body.trim_start().starts_with('[') {
-        serde_json::from_str(body).ok()
+    let items: Vec<Object<SentTransaction<'_>>> = if body.trim_start().starts_with('[') {
+        serde_json::from_str(body).ok()?
     } else {
-        serde_json::from_str::<SentBatch<'_>>(body)
-            .ok()
-            .map(|batch| batch.transactions)
-    }
+        serde_json::from_str::<Object<SentBatch<'_>>>(body)
+            .ok()?
+            .0
+            .transactions
+    };
+    Some(items.into_iter().map(|Object(item)| item).collect())
 }
 
-/// The general reading of a batch body: its items, each checked on its own.
+/// The general reading of a batch body: its items, each read and checked
+/// on its own, so that one malformed item (a repeated key, say) rejects
+/// that item only.
 fn parse_batch(
-    body: Value,
+    body: &str,
     now: OffsetDateTime,
 ) -> Result<Vec<Result<NewTransaction, ApiError>>, ApiError> {
-    let items = match body {
-        Value::Array(items) => items,
-        Value::Object(mut object) => match object.remove("transactions") {
-            Some(Value::Array(items)) if object.is_empty() => items,
-            Some(Value::Array(_)) => {
+    let items = match serde_json::from_str::<BatchShape<'_>>(body).map_err(invalid_body)? {
+        BatchShape::Items(items) => items,
+        BatchShape::Object(members) => {
+            let mut transactions = None;
+            let mut others = false;
+            for (key, value) in members {
+                if key == "transactions" {
+                    transactions = Some(value);
+                } else {
+                    others = true;
+                }
+            }
+            let Some(transactions) = transactions else {
+                return Err(ApiError::MissingField("transactions"));
+            };
+            let items: Vec<&RawValue> = serde_json::from_str(transactions.get())
+                .map_err(|_| ApiError::invalid_field("transactions", "it must be an array"))?;
+            if others {
                 return Err(ApiError::InvalidBody(
                     "the batch object takes only `transactions`".to_owned(),
                 ));
             }
-            Some(_) => {
-                return Err(ApiError::invalid_field(
-                    "transactions",
-                    "it must be an array",
-                ));
-            }
-            None => return Err(ApiError::MissingField("transactions")),
-        },
-        _ => {
-            return Err(ApiError::InvalidBody(
-                "send {\"transactions\": [...]} with up to 1000 transactions".to_owned(),
-            ));
+            items
         }
     };
     check_batch_size(items.len())?;
     Ok(items
         .iter()
-        .map(|item| parse_transaction(item, now))
+        .map(|item| {
+            let value = strict_value(item.get()).map_err(invalid_body)?;
+            parse_transaction(&value, now)
+        })
         .collect())
 }
 
@@ -404,7 +422,8 @@ pub(crate) fn parse_transaction(
         .find(|key| !FIELDS.split(", ").any(|f| f == *key))
     {
         return Err(ApiError::InvalidBody(format!(
-            "unknown field `{unknown}`; a transaction has {FIELDS}"
+            "unknown field `{}`; a transaction has {FIELDS}",
+            echo(unknown)
         )));
     }
     let amount = match object.get("amount") {
@@ -414,7 +433,10 @@ pub(crate) fn parse_transaction(
         Some(other) => {
             return Err(ApiError::invalid_field(
                 "amount",
-                format!("`{other}` is not an amount: send a string such as \"271.62\" or a number"),
+                format!(
+                    "`{}` is not an amount: send a string such as \"271.62\" or a number",
+                    echo(&other.to_string())
+                ),
             ));
         }
     };
@@ -469,7 +491,7 @@ impl SentTransaction<'_> {
 #[serde(deny_unknown_fields)]
 struct SentBatch<'a> {
     #[serde(borrow)]
-    transactions: Vec<SentTransaction<'a>>,
+    transactions: Vec<Object<SentTransaction<'a>>>,
 }
 
 /// An amount as sent: text, or a JSON number.
@@ -526,26 +548,27 @@ fn check(fields: Fields<'_>, now: OffsetDateTime) -> Result<NewTransaction, ApiE
     let id = fields
         .id
         .map(|text| {
-            text.parse::<TransactionId>()
-                .map_err(|e| ApiError::invalid_field("id", format!("`{text}` is not a UUID: {e}")))
+            text.parse::<TransactionId>().map_err(|e| {
+                ApiError::invalid_field("id", format!("`{}` is not a UUID: {e}", echo(text)))
+            })
         })
         .transpose()?;
     let user_id = fields.user_id.ok_or(ApiError::MissingField("user_id"))?;
     let user_id = user_id.parse::<UserId>().map_err(|e| {
-        ApiError::invalid_field("user_id", format!("`{user_id}` is not a UUID: {e}"))
+        ApiError::invalid_field("user_id", format!("`{}` is not a UUID: {e}", echo(user_id)))
     })?;
     let amount = parse_amount(fields.amount)?;
     let currency = match fields.currency {
         None => Currency::INR,
         Some(text) => text
             .parse::<Currency>()
-            .map_err(|e| ApiError::invalid_field("currency", e.to_string()))?,
+            .map_err(|e| ApiError::invalid_field("currency", quoting(&e, text)))?,
     };
     let status = match fields.status {
         None => Status::PAID,
         Some(text) => text
             .parse::<Status>()
-            .map_err(|e| ApiError::invalid_field("status", e.to_string()))?,
+            .map_err(|e| ApiError::invalid_field("status", quoting(&e, text)))?,
     };
     let txn_date = match fields.txn_date {
         None => now,
@@ -555,7 +578,7 @@ fn check(fields: Fields<'_>, now: OffsetDateTime) -> Result<NewTransaction, ApiE
             if at < datetime!(1970-01-01 0:00 UTC) || at > latest {
                 return Err(ApiError::invalid_field(
                     "txn_date",
-                    format!("`{text}` is outside 1970-01-01 to a day from now"),
+                    format!("`{}` is outside 1970-01-01 to a day from now", echo(text)),
                 ));
             }
             at
@@ -581,7 +604,7 @@ fn optional_text<'a>(
         Some(Value::String(text)) => Ok(Some(text)),
         Some(other) => Err(ApiError::invalid_field(
             name,
-            format!("`{other}` is not a string"),
+            format!("`{}` is not a string", echo(&other.to_string())),
         )),
     }
 }
@@ -599,11 +622,11 @@ fn parse_amount(sent: Option<&SentAmount<'_>>) -> Result<Amount, ApiError> {
     let amount = text
         .trim()
         .parse::<Amount>()
-        .map_err(|e| ApiError::invalid_field("amount", e.to_string()))?;
+        .map_err(|e| ApiError::invalid_field("amount", quoting(&e, text.trim())))?;
     if amount < Amount::ZERO {
         return Err(ApiError::invalid_field(
             "amount",
-            format!("`{text}` is negative; amounts are zero or more"),
+            format!("`{}` is negative; amounts are zero or more", echo(text)),
         ));
     }
     Ok(amount)
@@ -623,11 +646,14 @@ mod tests {
             Ok(transaction) => format!("{transaction:?}"),
             Err(error) => format!("{}: {error}", error.code()),
         };
-        let plain = serde_json::from_str::<SentTransaction<'_>>(body)
+        let plain = serde_json::from_str::<Object<SentTransaction<'_>>>(body)
             .ok()
-            .map(|sent| show(check(sent.fields(), now)));
-        let value: Value = serde_json::from_str(body).expect("test bodies are JSON");
-        (plain, show(parse_transaction(&value, now)))
+            .map(|Object(sent)| show(check(sent.fields(), now)));
+        let general = match strict_value(body) {
+            Ok(value) => show(parse_transaction(&value, now)),
+            Err(error) => format!("invalid_body: {error}"),
+        };
+        (plain, general)
     }
 
     #[test]
@@ -660,6 +686,7 @@ mod tests {
             format!(r#"{{{user},"amount":true}}"#),
             format!(r#"{{{user},"amount":"5","status":7}}"#),
             "[1]".to_owned(),
+            r#"[null,"0f8b6e4a-3c2d-4b1a-9e8f-7d6c5b4a3f2e","7.77"]"#.to_owned(),
         ];
         let mut plain_read = 0;
         for body in &cases {
@@ -671,7 +698,7 @@ mod tests {
         }
         // The plain reading must take the ordinary bodies, or it would never
         // save anything; the malformed ones are left to the general reading.
-        assert_eq!(plain_read, cases.len() - 5);
+        assert_eq!(plain_read, cases.len() - 6);
     }
 
     #[test]

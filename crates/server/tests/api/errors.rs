@@ -221,3 +221,134 @@ async fn unknown_routes_answer_404_and_wrong_methods_405_in_the_same_shape() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_cursor_signed_with_the_built_in_secret_but_out_of_range_answers_422_not_500() {
+    let app = spawn_app().await;
+    let user = UserId(Uuid::new_v4());
+    // Anyone can sign a cursor with the built-in secret: the server must
+    // still refuse what its database cannot hold, never answer 500.
+    let secret = txwatch_server::Settings::load_from(Default::default())
+        .expect("default settings")
+        .http
+        .cursor_secret;
+    let codec = txwatch_http::CursorCodec::new(secret.as_bytes());
+    for year_start in [
+        datetime!(-5000-01-01 0:00 UTC),
+        datetime!(-0001-12-31 23:59 UTC),
+    ] {
+        let cursor = codec.encode(
+            user,
+            &txwatch_storage::Position {
+                txn_date: year_start,
+                id: txwatch_domain::TransactionId(Uuid::new_v4()),
+            },
+        );
+        let reply = app
+            .transactions(&[("user_id", &user.to_string()), ("cursor", &cursor)])
+            .await;
+        assert_error(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_cursor",
+            &format!("cursor at {year_start}"),
+        );
+    }
+}
+
+/// Sends raw bytes on a fresh connection and reads the answer until the
+/// server closes the connection or `wait` passes.
+pub(crate) async fn raw_exchange(
+    address: &str,
+    request: &[u8],
+    wait: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut socket = crate::helpers::within(tokio::net::TcpStream::connect(host))
+        .await
+        .expect("connected");
+    crate::helpers::within(socket.write_all(request))
+        .await
+        .expect("request written");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(wait, socket.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code and JSON body of a raw HTTP/1.1 answer.
+pub(crate) fn raw_status_and_body(answer: &str) -> (u16, serde_json::Value) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_gets_408_in_json_not_a_503() {
+    let app = crate::helpers::spawn_app_with(|s| s.http.request_timeout_ms = 1000).await;
+    let request = b"POST /transactions HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                    Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user_id\":";
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app.address, request, std::time::Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{answer}"
+    );
+    let (status, body) = raw_status_and_body(&answer);
+    assert_eq!(status, 408, "{answer}");
+    assert_eq!(body["error"], "body_timeout", "{answer}");
+}
+
+#[tokio::test]
+async fn long_inputs_are_not_echoed_in_full_in_error_messages() {
+    let app = spawn_app().await;
+    let user = Uuid::new_v4().to_string();
+    let long = "9".repeat(20_000);
+    let replies = [
+        (
+            "from_date",
+            app.transactions(&[("user_id", &user), ("from_date", &long)])
+                .await,
+        ),
+        ("user_id", app.transactions(&[("user_id", &long)]).await),
+        (
+            "txn_date",
+            app.post(
+                "/transactions",
+                &serde_json::json!({"user_id": user, "amount": "1", "txn_date": long}),
+            )
+            .await,
+        ),
+        (
+            "status",
+            app.post(
+                "/transactions",
+                &serde_json::json!({"user_id": user, "amount": "1", "status": [long.clone()]}),
+            )
+            .await,
+        ),
+        (
+            "amount",
+            app.post(
+                "/transactions",
+                &serde_json::json!({"user_id": user, "amount": long}),
+            )
+            .await,
+        ),
+    ];
+    for (field, reply) in replies {
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        let message = reply.body["message"].as_str().expect("a message");
+        assert!(message.contains(field), "{field}: {message}");
+        assert!(
+            message.len() < 400,
+            "{field}: a {} byte message",
+            message.len()
+        );
+    }
+}

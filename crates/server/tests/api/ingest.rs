@@ -464,3 +464,150 @@ async fn simulated_traffic_through_the_pipeline_is_judged_as_the_library_judges_
     assert!(precision > 0.99, "precision {precision}");
     assert!((0.02..0.3).contains(&recall), "recall {recall}");
 }
+
+#[tokio::test]
+async fn only_json_objects_are_transactions_whatever_serde_would_take() {
+    let app = spawn_app().await;
+    let user = new_user();
+    let sequence = json!([null, user, "7.77"]);
+    let reply = app.post("/transactions", &sequence).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["error"], "invalid_body");
+    let batch = app
+        .post(
+            "/transactions/batch",
+            &json!([sequence, {"user_id": user, "amount": "1.00"}]),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    assert_eq!(batch.body["results"][0]["status"], 422, "{}", batch.body);
+    assert_eq!(batch.body["results"][0]["error"], "invalid_body");
+    assert_eq!(batch.body["results"][1]["status"], 201);
+    assert_eq!(app.count_of(&user).await, 1);
+}
+
+#[tokio::test]
+async fn a_repeated_key_is_refused_naming_it_at_every_level_read() {
+    let app = spawn_app().await;
+    let user = new_user();
+    let one = format!(r#"{{"user_id":"{user}","amount":"1.00","amount":"99999.00"}}"#);
+    let cases = [
+        ("/transactions", one.clone(), "amount"),
+        (
+            "/transactions",
+            format!(
+                r#"{{"user_id":"{user}","user_id":"{}","amount":"1"}}"#,
+                new_user()
+            ),
+            "user_id",
+        ),
+        (
+            "/transactions/batch",
+            format!(r#"{{"transactions":[],"transactions":[{one}]}}"#),
+            "transactions",
+        ),
+    ];
+    for (path, body, key) in cases {
+        let reply = app
+            .post_with(path, &Value::Null, |r| r.body(body.clone()))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"], "invalid_body", "{body}");
+        let message = reply.body["message"].as_str().expect("a message");
+        assert!(message.contains(&format!("`{key}`")), "{body}: {message}");
+    }
+    let batch = app
+        .post_with("/transactions/batch", &Value::Null, |r| {
+            r.body(format!(r#"[{one},{{"user_id":"{user}","amount":"2"}}]"#))
+        })
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    assert_eq!(batch.body["results"][0]["status"], 422);
+    assert!(
+        batch.body["results"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`amount`")),
+        "{}",
+        batch.body
+    );
+    assert_eq!(batch.body["results"][1]["status"], 201);
+    assert_eq!(app.count_of(&user).await, 1);
+}
+
+#[tokio::test]
+async fn an_encoded_body_is_refused_with_415() {
+    let app = spawn_app().await;
+    let user = new_user();
+    let body = json!({"user_id": user, "amount": "1.00"});
+    for (path, encoding) in [
+        ("/transactions", "gzip"),
+        ("/transactions/batch", "br"),
+        ("/transactions", "deflate, identity"),
+    ] {
+        let sent = if path.ends_with("batch") {
+            json!([body])
+        } else {
+            body.clone()
+        };
+        let reply = app
+            .post_with(path, &sent, |r| r.header("Content-Encoding", encoding))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{path} {encoding}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"], "unsupported_encoding");
+    }
+    assert_eq!(app.count_of(&user).await, 0);
+    let plain = app
+        .post_with("/transactions", &body, |r| {
+            r.header("Content-Encoding", "identity")
+        })
+        .await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+}
+
+#[tokio::test]
+async fn a_refused_api_key_gets_a_challenge_and_the_bearer_scheme_is_case_insensitive() {
+    let app = spawn_app_with(|settings| settings.http.api_key = "s3cret-key".into()).await;
+    let user = new_user();
+    let body = json!({"user_id": user, "amount": "1"});
+    let refused = within(
+        app.client
+            .post(format!("{}/transactions", app.address))
+            .json(&body)
+            .send(),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii");
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    for scheme in ["bearer", "BEARER", "Bearer  "] {
+        let reply = app
+            .post_with("/transactions", &body, |r| {
+                r.header("Authorization", format!("{scheme} s3cret-key"))
+            })
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{scheme}: {}",
+            reply.body
+        );
+    }
+}

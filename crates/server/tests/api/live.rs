@@ -414,3 +414,50 @@ async fn a_batchs_answer_carries_each_created_transaction_as_its_stream_event_do
         json!({"created": 0, "existing": 0, "rejected": 0, "results": []})
     );
 }
+
+#[tokio::test]
+async fn a_last_event_id_from_the_future_is_refused_with_422() {
+    let app = spawn_app().await;
+    post(&app, &new_user(), "1").await;
+    let hour_ahead = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let hour_ahead = format!("{}-0", hour_ahead.unix_timestamp_nanos() / 1_000_000);
+    for id in ["18446744073709551615-0", hour_ahead.as_str()] {
+        for path in [
+            "/sse/transactions".to_owned(),
+            format!("/sse/transactions/{}", new_user()),
+        ] {
+            let reply = within(
+                app.client
+                    .get(format!("{}{path}", app.address))
+                    .header("Last-Event-ID", id)
+                    .send(),
+            )
+            .await
+            .expect("sent");
+            assert_eq!(
+                reply.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path} {id}"
+            );
+            let body: serde_json::Value = within(reply.json()).await.expect("json");
+            assert_eq!(body["error"], "invalid_event_id", "{path} {id}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_last_event_id_newer_than_the_stream_keeps_is_announced_and_the_stream_goes_on() {
+    // As after Redis lost its stream: the client's id is recent, but the
+    // stream holds nothing as new.
+    let app = spawn_app().await;
+    let user = new_user();
+    let recent = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let recent = format!("{}-0", recent.unix_timestamp_nanos() / 1_000_000);
+    let mut stream = all_stream(&app, &format!("?user_id={user}"), Some(&recent)).await;
+    let notice = stream.next_where(|event| event.comment.is_none()).await;
+    assert_eq!(notice.event.as_deref(), Some("error"), "{notice:?}");
+    assert_eq!(notice.json()["error"], "events_lost", "{notice:?}");
+    let posted = post(&app, &user, "4").await;
+    let event = stream.next_transaction(WAIT).await.expect("the live event");
+    assert_eq!(event.json(), posted);
+}

@@ -10,6 +10,7 @@ mod ingest;
 mod live;
 mod openapi;
 mod operations;
+mod origin;
 mod outage;
 mod processes;
 mod proxy;

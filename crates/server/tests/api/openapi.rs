@@ -301,6 +301,17 @@ async fn every_route_answers_as_the_document_says() {
         assert_eq!(answer.status, status);
         checker.check("post", "/transactions/batch", &answer);
     }
+    for path in ["/transactions", "/transactions/batch"] {
+        let answer = send(
+            app.client
+                .post(url(path))
+                .header("Content-Encoding", "gzip")
+                .json(&json!([])),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        checker.check("post", path, &answer);
+    }
     let huge = format!("[{}]", vec!["\"padding\""; 500_000].join(","));
     let answer = send(app.client.post(url("/transactions/batch")).body(huge)).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -48,12 +48,12 @@ async fn metrics(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn ready_answers_200_when_postgres_and_redis_answer() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.http.cursor_secret = "a-secret-of-our-own".into()).await;
     let reply = app.get("/ready").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"ready": true, "postgres": "ok", "redis": "ok"})
+        json!({"ready": true, "postgres": "ok", "redis": "ok", "warnings": []})
     );
 }
 
@@ -183,8 +183,8 @@ async fn metrics_count_requests_by_route_and_status_and_what_the_pipeline_did() 
         )));
     }
 
-    // A closed stream is no longer counted, once the server notices: at
-    // its next write, which the events of new posts cause at once.
+    // A closed stream is no longer counted once the server notices, which
+    // it does by itself (see `closed_streams_give_back_their_places...`).
     drop(stream);
     eventually(|| async {
         app.post("/transactions", &json!({"user_id": user, "amount": "10"}))
@@ -472,4 +472,174 @@ async fn each_request_is_logged_once_with_its_id_and_no_secret_or_body() {
     let everything = serde_json::to_string(&server.log()).expect("log as text");
     assert!(!everything.contains(secret), "the API key was logged");
     assert!(!everything.contains("4242.42"), "the body was logged");
+}
+
+#[tokio::test]
+async fn ready_warns_while_the_cursor_secret_is_the_built_in_one() {
+    let app = spawn_app().await;
+    let reply = app.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["ready"], true);
+    let warnings = reply.body["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["code"] == "default_cursor_secret" && w["message"].is_string()),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn the_server_warns_at_start_up_while_the_cursor_secret_is_the_built_in_one() {
+    let db = TestDatabase::create().await;
+    let redis = txwatch_cache::testing::TestRedis::create().await;
+    let warned = |server: &crate::server_process::ServerProcess| {
+        server.log().iter().any(|entry| {
+            entry["level"] == "WARN"
+                && entry["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("cursor secret"))
+        })
+    };
+    let default = crate::server_process::ServerProcess::start(&db, &redis).await;
+    assert!(warned(&default), "{:?}", default.log());
+    let own = crate::server_process::ServerProcess::start_with(
+        &db,
+        &redis,
+        &[("APP_HTTP__CURSOR_SECRET", "a-secret-of-our-own")],
+    )
+    .await;
+    assert!(!warned(&own), "{:?}", own.log());
+}
+
+#[tokio::test]
+async fn readiness_says_what_is_down_in_plain_words() {
+    let app = spawn_app_with(|settings| {
+        settings.redis.url = "redis://127.0.0.1:1".into();
+        settings.redis.connect_timeout_ms = 200;
+    })
+    .await;
+    let reply = app.get("/ready").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body["postgres"], "ok");
+    assert_eq!(reply.body["redis"], "unreachable", "{}", reply.body);
+    let text = reply.body.to_string().to_lowercase();
+    for raw in ["os error", "refused", "127.0.0.1"] {
+        assert!(!text.contains(raw), "{raw} in {text}");
+    }
+}
+
+/// A stream opened over a plain socket, as a client that reads everything
+/// and then closes cleanly (FIN, not a reset): the close the server used to
+/// notice only at its next keep-alive comment. `None` when the server
+/// refused the stream.
+async fn open_raw_stream(address: &str, path: &str) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut socket = within(tokio::net::TcpStream::connect(host))
+        .await
+        .expect("connected");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n");
+    within(socket.write_all(request.as_bytes()))
+        .await
+        .expect("request written");
+    let mut answer = Vec::new();
+    within(async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&answer);
+            if text.starts_with("HTTP/1.1 503") && text.contains("too_many_streams") {
+                return;
+            }
+            // Up to the end of the chunk, so nothing is left unread: closing
+            // a socket with unread data sends a reset, which the server
+            // always noticed.
+            if text.contains(": connected\n\n\r\n") {
+                return;
+            }
+            let read = socket.read(&mut chunk).await.expect("readable");
+            assert!(read > 0, "closed early: {text}");
+            answer.extend_from_slice(&chunk[..read]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&answer)
+        .starts_with("HTTP/1.1 200")
+        .then_some(socket)
+}
+
+#[tokio::test]
+async fn closed_streams_give_back_their_places_within_seconds() {
+    const MAX: usize = 6;
+    let app = spawn_app_with(|settings| settings.http.max_streams = MAX).await;
+    // Streams that carry nothing while the test runs, so no write of the
+    // server's finds the clients gone: only noticing the close itself can.
+    let paths: Vec<String> = (0..MAX)
+        .map(|i| match i % 2 {
+            0 => "/sse/transactions?anomalies_only=true".to_owned(),
+            _ => format!("/sse/transactions?user_id={}", Uuid::new_v4()),
+        })
+        .collect();
+    let mut streams = Vec::new();
+    for path in &paths {
+        streams.push(
+            open_raw_stream(&app.address, path)
+                .await
+                .expect("a free place"),
+        );
+    }
+    assert!(open_raw_stream(&app.address, &paths[0]).await.is_none());
+
+    // The clients go away cleanly, having read everything; the server must
+    // notice by itself, long before its next keep-alive comment (15 s).
+    drop(streams);
+    let closed_at = std::time::Instant::now();
+    let mut reopened = Vec::new();
+    let refilled = tokio::time::timeout(Duration::from_secs(3), async {
+        while reopened.len() < MAX {
+            match open_raw_stream(&app.address, &paths[reopened.len()]).await {
+                Some(stream) => reopened.push(stream),
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        refilled.is_ok(),
+        "only {} of {MAX} places were free again {:?} after the clients left",
+        reopened.len(),
+        closed_at.elapsed()
+    );
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(&text, r#"txwatch_sse_connections{stream="all"}"#),
+        Some(MAX as f64),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_preflight_answers_in_the_json_error_shape() {
+    let app = spawn_app().await;
+    let preflight = within(
+        app.client
+            .request(Method::OPTIONS, format!("{}/transactions", app.address))
+            .header("Origin", "https://evil.example")
+            .header("Access-Control-Request-Method", "POST")
+            .send(),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(preflight.status(), StatusCode::FORBIDDEN);
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(preflight.headers()["content-type"], "application/json");
+    let body: serde_json::Value = within(preflight.json()).await.expect("json");
+    assert_eq!(body["error"], "origin_not_allowed", "{body}");
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app_with, within};
 use crate::live::{WAIT, new_user, user_stream};
-use crate::sse_client::SseEvent;
+use crate::sse_client::{SseEvent, open};
 
 /// The transactions among `events`, in order.
 fn transactions(events: Vec<SseEvent>) -> Vec<SseEvent> {
@@ -393,4 +393,25 @@ async fn the_old_web_client_unchanged_shows_each_live_row_once() {
             assert!(ids.len() >= 15 + 3 * 5, "{} rows", ids.len());
         })
         .await;
+}
+
+#[tokio::test]
+async fn a_feed_streams_last_event_id_is_checked_like_any_other() {
+    let app = spawn_app_with(|s| s.simulator.interval_ms = 100).await;
+    let user = new_user();
+    for id in [
+        "18446744073709551615-0.00000000000000ff",
+        "1-0.not-a-feed",
+        "1-0.",
+    ] {
+        let stream = open(
+            &format!("{}/sse/transactions/{user}", app.address),
+            Some(id),
+        )
+        .await;
+        assert_eq!(stream.status, StatusCode::UNPROCESSABLE_ENTITY, "{id}");
+    }
+    // Nothing was simulated for the refused streams.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.count_of(&user).await, 0);
 }
