@@ -17,6 +17,7 @@ mod config;
 mod error;
 mod migrate;
 mod pool;
+mod session;
 mod transactions;
 
 #[cfg(feature = "test-helpers")]

@@ -63,17 +63,12 @@ struct ReadyJson {
     ),
 )]
 pub(super) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // The ping keeps its own deadline, so that a connection that gives no
+    // answer is closed rather than handed back to the pool.
     let postgres = async {
-        match tokio::time::timeout(
-            CHECK_TIMEOUT,
-            txwatch_storage::ping(state.transactions.pool()),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error_chain(&error)),
-            Err(_) => Err("no answer within 2 s".to_owned()),
-        }
+        txwatch_storage::ping(state.transactions.pool(), CHECK_TIMEOUT)
+            .await
+            .map_err(|error| error_chain(&error))
     };
     let redis = async {
         match tokio::time::timeout(CHECK_TIMEOUT, txwatch_cache::ping(&state.redis)).await {
