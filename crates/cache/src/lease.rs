@@ -16,7 +16,7 @@ use txwatch_domain::UserId;
 use crate::error::CacheError;
 use crate::expiry::ttl_millis;
 use crate::keys::Keys;
-use crate::pool::RedisPool;
+use crate::pool::{Held, RedisPool};
 use crate::script::eval_many;
 
 /// What [`CacheError::CorruptEntry`] says a lease key should be.
@@ -83,14 +83,15 @@ impl Leases {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let mut connection = self.pool.get().await?;
-        let replies = eval_many(&mut connection, &ACQUIRE, users.len(), |index, cmd| {
+        let mut held = Held::get(&self.pool).await?;
+        let replies = eval_many(held.connection(), &ACQUIRE, users.len(), |index, cmd| {
             cmd.arg(1)
                 .arg(self.keys.lease(users[index]))
                 .arg(holder)
                 .arg(self.ttl_ms);
         })
-        .await?;
+        .await;
+        let replies = held.settle(replies)?;
         replies
             .iter()
             .zip(users)
@@ -113,11 +114,12 @@ impl Leases {
         if users.is_empty() {
             return Ok(());
         }
-        let mut connection = self.pool.get().await?;
-        let replies = eval_many(&mut connection, &RELEASE, users.len(), |index, cmd| {
+        let mut held = Held::get(&self.pool).await?;
+        let replies = eval_many(held.connection(), &RELEASE, users.len(), |index, cmd| {
             cmd.arg(1).arg(self.keys.lease(users[index])).arg(holder);
         })
-        .await?;
+        .await;
+        let replies = held.settle(replies)?;
         for (reply, &user_id) in replies.iter().zip(users) {
             if !matches!(reply, Value::Int(_)) {
                 return Err(self.failed(user_id, reply, "the release script's reply"));

@@ -3,6 +3,7 @@
 mod events;
 mod lease;
 mod pool;
+mod silent;
 mod test_redis;
 mod window;
 
