@@ -40,6 +40,13 @@ pub struct HttpConfig {
     /// `timeout`; 0 disables the limit.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Milliseconds the ingest routes take at most to answer: past it they
+    /// answer 503 with the ids posted, saying whether anything is stored
+    /// (`service_unavailable`: nothing) or whether that is unknown
+    /// (`outcome_unknown`). Keep it shorter than `request_timeout_ms`,
+    /// whose answer cannot say.
+    #[serde(default = "default_ingest_timeout_ms")]
+    pub ingest_timeout_ms: u64,
 }
 
 fn default_stream_buffer() -> usize {
@@ -54,6 +61,10 @@ fn default_request_timeout_ms() -> u64 {
     10_000
 }
 
+fn default_ingest_timeout_ms() -> u64 {
+    8_000
+}
+
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
@@ -64,6 +75,7 @@ impl fmt::Debug for HttpConfig {
             .field("stream_buffer", &self.stream_buffer)
             .field("max_streams", &self.max_streams)
             .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("ingest_timeout_ms", &self.ingest_timeout_ms)
             .finish()
     }
 }

@@ -23,7 +23,7 @@ use txwatch_simulator::{SimulatorConfig, UserSimulator};
 
 use crate::error::ApiError;
 use crate::hub::{EventHub, Notice};
-use crate::pipeline::{NewTransaction, Pipeline};
+use crate::pipeline::{IdOrigin, NewTransaction, Pipeline};
 
 /// Who watches which user in this process; cheap to clone.
 #[derive(Clone, Default)]
@@ -257,7 +257,8 @@ async fn tick(
             let t = r.simulator.next_at(now);
             mine.push(*user_id);
             items.push(NewTransaction {
-                id: None,
+                id: NewTransaction::generated_id(),
+                id_origin: IdOrigin::Generated,
                 user_id: t.user_id,
                 amount: t.amount,
                 currency: t.currency,

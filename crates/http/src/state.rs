@@ -45,6 +45,8 @@ pub struct AppState {
     pub streams: StreamSlots,
     /// How long a non-streaming request may take.
     pub request_timeout: Duration,
+    /// How long an ingest request takes at most to answer.
+    pub ingest_timeout: Duration,
     /// Cancelled when the server starts shutting down: streams end, and
     /// simulations stop.
     pub shutdown: CancellationToken,
@@ -85,6 +87,7 @@ impl AppState {
             redis,
             streams: StreamSlots::new(config.max_streams),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            ingest_timeout: Duration::from_millis(config.ingest_timeout_ms.max(1)),
             shutdown: CancellationToken::new(),
         }
     }

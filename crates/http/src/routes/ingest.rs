@@ -23,11 +23,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::datetime;
+use tokio::time::Instant;
 use txwatch_domain::{Amount, Currency, Status, TransactionId, UserId};
 
+use crate::claim::Claim;
 use crate::dto::{TransactionJson, json_response};
-use crate::error::ApiError;
-use crate::pipeline::{NewTransaction, Outcome};
+use crate::error::{ApiError, IngestIds};
+use crate::pipeline::{IdOrigin, NewTransaction, Outcome};
 use crate::query::parse_instant;
 use crate::state::AppState;
 
@@ -116,8 +118,11 @@ fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
     description = "Judges the amount against the user's previous transactions, stores it \
                    with its verdict and publishes it to the live streams. An `id` makes \
                    the post idempotent: posting the same id again answers the stored \
-                   transaction, unchanged, with 200. The body may be sent without a \
-                   `Content-Type`.",
+                   transaction, unchanged, with 200; send one, so that a post whose \
+                   answer is lost can be sent again safely. The body may be sent without \
+                   a `Content-Type`. The answer comes within `APP_HTTP__INGEST_TIMEOUT_MS` \
+                   (8 s by default); a 503 says whether the transaction is stored, is not, \
+                   or may be, and names its id.",
     request_body(content = crate::openapi::NewTransaction, content_type = "application/json"),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
@@ -133,7 +138,7 @@ fn foreign_origin(request: &HttpRequest, allowed: &[String]) -> Option<String> {
                                       invalid (`invalid_field`).",
          body = crate::openapi::ErrorBody),
         (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 503, response = crate::openapi::IngestUnavailable),
     ),
 )]
 pub(super) async fn create(
@@ -141,8 +146,14 @@ pub(super) async fn create(
     state: Data<AppState>,
     Json(body): Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
+    let deadline = Instant::now() + state.ingest_timeout;
     let item = read_transaction(body.get(), OffsetDateTime::now_utc())?;
-    let outcome = state.single.submit(item).await?;
+    let id = IngestIds::One(item.id.as_uuid());
+    let outcome = state
+        .single
+        .submit(item, deadline)
+        .await
+        .map_err(|error| error.with_ids(id))?;
     match outcome {
         Outcome::Created { json, .. } => Ok(HttpResponse::Created()
             .content_type(ContentType::json())
@@ -156,7 +167,8 @@ pub(super) async fn create(
 /// array): up to 1,000 transactions, each user's scored in the given order.
 /// Answers 200 with one result per item, in order; an item that is invalid
 /// gets its own 422 result and does not stop the others. When Redis or
-/// Postgres is down the whole batch answers 503 and nothing is stored.
+/// Postgres is down the whole batch answers 503 with every item's id,
+/// saying whether nothing is stored or whether that is unknown.
 #[utoipa::path(
     post,
     path = "/transactions/batch",
@@ -170,8 +182,10 @@ pub(super) async fn create(
                    one when its id was seen before, or an error status with `error` and \
                    `message` for an item that is invalid (`422`) or whose id another request \
                    is storing right now (`409`); a rejected item does not stop the others. \
-                   When Postgres or Redis is down the whole batch answers 503 and nothing is \
-                   stored.",
+                   The answer comes within `APP_HTTP__INGEST_TIMEOUT_MS` (8 s by default). \
+                   One statement stores the batch, so a 503 concerns all of it: it says \
+                   whether nothing is stored (`service_unavailable`) or whether that is \
+                   unknown (`outcome_unknown`), and names each item's id.",
     request_body(content = crate::openapi::Batch, content_type = "application/json"),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
@@ -185,7 +199,7 @@ pub(super) async fn create(
                                       holds more than 1,000 items (`invalid_field`).",
          body = crate::openapi::ErrorBody),
         (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 503, response = crate::openapi::BatchUnavailable),
     ),
 )]
 pub(super) async fn create_batch(
@@ -193,8 +207,9 @@ pub(super) async fn create_batch(
     state: Data<AppState>,
     Json(body): Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
+    let deadline = Instant::now() + state.ingest_timeout;
     let parsed = read_batch(body.get(), OffsetDateTime::now_utc())?;
-    ingest_batch(&state, parsed).await
+    ingest_batch(&state, parsed, deadline).await
 }
 
 /// One transaction from a body: read plainly when it is a plainly
@@ -289,11 +304,20 @@ fn invalid_body(error: serde_json::Error) -> ApiError {
 }
 
 /// Scores, stores and publishes the valid items of a batch and answers
-/// every item, in order.
+/// every item, in order, by `deadline`.
 async fn ingest_batch(
     state: &AppState,
     parsed: Vec<Result<NewTransaction, ApiError>>,
+    deadline: Instant,
 ) -> Result<HttpResponse, ApiError> {
+    let ids = || {
+        IngestIds::Batch(
+            parsed
+                .iter()
+                .map(|p| p.as_ref().ok().map(|t| t.id.as_uuid()))
+                .collect(),
+        )
+    };
     let valid: Vec<NewTransaction> = parsed
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
@@ -301,9 +325,25 @@ async fn ingest_batch(
     // In a task of its own, so a client that goes away (or the time limit)
     // cannot stop the pipeline half-way, between window step and store.
     let pipeline = state.pipeline.clone();
-    let mut outcomes = tokio::spawn(async move { pipeline.ingest(valid).await })
-        .await
-        .map_err(|error| ApiError::Internal(Box::new(error)))??
+    let gate = Claim::new();
+    let storing = gate.clone();
+    let mut task = tokio::spawn(async move { pipeline.ingest_gated(valid, &storing).await });
+    let joined = match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(joined) => joined,
+        // It has just finished: its answer is the truth.
+        Err(_) if task.is_finished() => task.await,
+        // Storing has not begun, and now never will.
+        Err(_) if gate.withdraw() => return Err(ApiError::NotStoredInTime.with_ids(ids())),
+        Err(_) => {
+            return Err(ApiError::OutcomeUnknown(
+                "the request's deadline passed while its transactions were being stored".into(),
+            )
+            .with_ids(ids()));
+        }
+    };
+    let mut outcomes = joined
+        .map_err(|error| ApiError::Internal(Box::new(error)))?
+        .map_err(|error| error.with_ids(ids()))?
         .into_iter();
 
     // `{"created":n,"existing":n,"rejected":n,"results":[...]}`, written
@@ -579,8 +619,14 @@ fn check(fields: Fields<'_>, now: OffsetDateTime) -> Result<NewTransaction, ApiE
             at
         }
     };
+    // The id is fixed here, at the edge, so that every answer can name it.
+    let (id, id_origin) = match id {
+        Some(id) => (id, IdOrigin::Client),
+        None => (NewTransaction::generated_id(), IdOrigin::Generated),
+    };
     Ok(NewTransaction {
         id,
+        id_origin,
         user_id,
         amount,
         currency,
@@ -637,6 +683,12 @@ mod tests {
     fn both_readings(body: &str) -> (Option<String>, String) {
         let now = datetime!(2026-12-01 12:00 UTC);
         let show = |result: Result<NewTransaction, ApiError>| match result {
+            // Each reading generates an id of its own for a transaction sent
+            // without one.
+            Ok(mut transaction) if transaction.id_origin == IdOrigin::Generated => {
+                transaction.id = TransactionId(uuid::Uuid::nil());
+                format!("{transaction:?}")
+            }
             Ok(transaction) => format!("{transaction:?}"),
             Err(error) => format!("{}: {error}", error.code()),
         };

@@ -1,7 +1,9 @@
 //! The whole server, started exactly as in production against a real
 //! PostgreSQL database and Redis key prefix of each test's own.
 
+mod commits;
 mod dashboard;
+mod deadlines;
 mod errors;
 mod helpers;
 mod history;
@@ -17,3 +19,4 @@ mod seeding;
 mod server_process;
 mod shutdown;
 mod sse_client;
+mod steady;
