@@ -103,11 +103,7 @@ pub fn connect(config: &StorageConfig) -> Result<PgPool, StorageError> {
         ));
     }
     if let Some(peer) = SilentPeer::within(config.dead_connection_timeout_ms) {
-        pg.keepalives(true)
-            .keepalives_idle(peer.idle)
-            .keepalives_interval(peer.interval)
-            .keepalives_retries(KEEPALIVE_PROBES)
-            .tcp_user_timeout(peer.user_timeout);
+        peer.apply(&mut pg);
         options.push(peer.server_options());
     }
     if !options.is_empty() {
@@ -169,7 +165,7 @@ pub async fn ping(pool: &PgPool, within: Duration) -> Result<(), StorageError> {
 /// left unacknowledged is given up after all of it (TCP_USER_TIMEOUT,
 /// Linux). Keepalive times are whole seconds, as the socket options and
 /// Postgres's settings take them.
-struct SilentPeer {
+pub(crate) struct SilentPeer {
     idle: Duration,
     interval: Duration,
     user_timeout: Duration,
@@ -177,12 +173,22 @@ struct SilentPeer {
 
 impl SilentPeer {
     /// The settings for `ms` milliseconds; none for 0.
-    fn within(ms: u64) -> Option<SilentPeer> {
+    pub(crate) fn within(ms: u64) -> Option<SilentPeer> {
         (ms > 0).then(|| SilentPeer {
             idle: Duration::from_secs(ms.div_ceil(3_000).max(1)),
             interval: Duration::from_secs(ms.div_ceil(9_000).max(1)),
             user_timeout: Duration::from_millis(ms),
         })
+    }
+
+    /// Sets them on our end of a connection.
+    pub(crate) fn apply(&self, config: &mut tokio_postgres::Config) {
+        config
+            .keepalives(true)
+            .keepalives_idle(self.idle)
+            .keepalives_interval(self.interval)
+            .keepalives_retries(KEEPALIVE_PROBES)
+            .tcp_user_timeout(self.user_timeout);
     }
 
     /// The same for Postgres's end of the connection, as startup options:
