@@ -35,9 +35,9 @@ pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// `connect_timeout_ms`; each command, or pipeline of commands, must be
 /// answered within 2 s (blocking reads of the event stream get their block
 /// time on top). A connection on which a command got no answer is closed
-/// rather than returned to the pool (see [`Held`]), and every socket gives
-/// up on a silent peer within `dead_connection_timeout_ms` (TCP user
-/// timeout and keepalive; see [`silent_peer`]).
+/// rather than returned to the pool, and every socket gives up on a silent
+/// peer within `dead_connection_timeout_ms` (TCP user timeout and
+/// keepalive).
 ///
 /// # Errors
 /// [`CacheError::InvalidUrl`] when the URL cannot be parsed.

@@ -280,6 +280,16 @@ async fn tick(
 }
 
 fn unavailable_notice(error: &ApiError) -> Notice {
+    // Whether a simulated transaction got stored is no question for a
+    // viewer, who only sees the feed pause: the database stopped answering.
+    if matches!(error, ApiError::OutcomeUnknown(_)) {
+        return Notice {
+            code: "service_unavailable",
+            message: "the live simulation paused: the database did not answer; \
+                      it resumes by itself"
+                .to_owned(),
+        };
+    }
     Notice {
         code: error.code(),
         message: format!("the live simulation paused: {error}; it resumes by itself"),

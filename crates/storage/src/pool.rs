@@ -84,7 +84,7 @@ impl PgPool {
 ///
 /// Every socket gives up on a silent peer within
 /// [`StorageConfig::dead_connection_timeout_ms`], and asks Postgres to do
-/// the same on its side; see [`SilentPeer`].
+/// the same on its side.
 ///
 /// # Errors
 /// [`StorageError::InvalidUrl`] when the URL cannot be parsed.

@@ -356,7 +356,8 @@ impl TransactionRepository {
     ///
     /// When the write was sent and its answer lost (the connection dropped,
     /// or no answer came in time), this finds out what became of it before
-    /// answering; see [`settle`](Self::settle).
+    /// answering: it runs the same idempotent insert again on another
+    /// connection, which waits for the lost write if it is still in flight.
     ///
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached
