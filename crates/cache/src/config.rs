@@ -32,6 +32,15 @@ pub struct CacheConfig {
     /// behind misses events. Defaults to 100,000.
     #[serde(default = "default_event_retention")]
     pub event_retention: usize,
+    /// How long a connection whose peer went silent (no FIN, no RST: a
+    /// network partition, a failover) may live, in milliseconds:
+    /// unacknowledged data is given up after this long (TCP user timeout),
+    /// and an idle connection is probed after a third of it (TCP
+    /// keepalive, three probes a ninth of it apart). 0 leaves the operating
+    /// system's defaults (hours). Commands have their own deadline besides
+    /// (2 s).
+    #[serde(default = "default_dead_connection_timeout_ms")]
+    pub dead_connection_timeout_ms: u64,
 }
 
 // Defaults for settings that older configuration files do not mention.
@@ -44,6 +53,10 @@ fn default_event_retention() -> usize {
     100_000
 }
 
+fn default_dead_connection_timeout_ms() -> u64 {
+    15_000
+}
+
 impl fmt::Debug for CacheConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheConfig")
@@ -53,6 +66,10 @@ impl fmt::Debug for CacheConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("window_idle_ttl_secs", &self.window_idle_ttl_secs)
             .field("event_retention", &self.event_retention)
+            .field(
+                "dead_connection_timeout_ms",
+                &self.dead_connection_timeout_ms,
+            )
             .finish()
     }
 }
@@ -112,6 +129,7 @@ mod tests {
             connect_timeout_ms: 1,
             window_idle_ttl_secs: 86_400,
             event_retention: 100_000,
+            dead_connection_timeout_ms: 15_000,
         }
     }
 

@@ -19,14 +19,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use deadpool_redis::Connection;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, Value};
 use txwatch_domain::UserId;
 
 use crate::error::CacheError;
 use crate::keys::Keys;
-use crate::pool::{RESPONSE_TIMEOUT, RedisPool};
+use crate::pool::{Held, RESPONSE_TIMEOUT, RedisPool};
 use crate::shared::Shared;
 
 /// What [`CacheError::CorruptEntry`] says the event key should be.
@@ -266,28 +265,19 @@ impl EventLog {
         }
         xread.arg("STREAMS").arg(&self.key).arg(after.to_string());
 
-        let held = Held(Some(self.pool.get().await?));
+        let mut held = Held::get(&self.pool).await?;
         // A clone shares the connection but has its own response timeout,
         // which must outlast the block. The pooled handle stays held, so no
         // one else sends commands that would queue behind the wait.
-        let mut connection = held.connection().clone();
+        let mut connection = MultiplexedConnection::clone(held.connection());
         connection.set_response_timeout(response_timeout);
         let reply = xread.query_async::<Value>(&mut connection).await;
         drop(connection);
-        let reply = match reply {
-            Ok(reply) => {
-                held.give_back();
-                reply
-            }
-            Err(error) => {
-                // A server's refusal leaves the connection usable; anything
-                // else (a timeout above all) may leave it blocked.
-                if error.code().is_some() {
-                    held.give_back();
-                }
-                return Err(CacheError::at_key(error, &self.key, KIND));
-            }
-        };
+        // A server's refusal leaves the connection usable; anything else (a
+        // timeout above all) may leave it blocked, and it is closed.
+        let reply = held
+            .settle(reply)
+            .map_err(|error| CacheError::at_key(error, &self.key, KIND))?;
         self.decode_xread(reply)
     }
 
@@ -322,15 +312,17 @@ impl EventLog {
         start: &str,
         end: &str,
     ) -> Result<Option<EventId>, CacheError> {
-        let mut connection = self.pool.get().await?;
-        let reply: Value = redis::cmd(command)
+        let mut held = Held::get(&self.pool).await?;
+        let reply = redis::cmd(command)
             .arg(&self.key)
             .arg(start)
             .arg(end)
             .arg("COUNT")
             .arg(1)
-            .query_async(&mut connection)
-            .await
+            .query_async(held.connection())
+            .await;
+        let reply: Value = held
+            .settle(reply)
             .map_err(|error| CacheError::at_key(error, &self.key, KIND))?;
         match &reply {
             Value::Nil => Ok(None),
@@ -505,33 +497,6 @@ fn bytes_of(value: &Value) -> Option<&[u8]> {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(text) => Some(text.as_bytes()),
         _ => None,
-    }
-}
-
-/// A pooled connection that goes back to the pool only when told to: if it
-/// is dropped otherwise (a blocking read cancelled or timed out), it is
-/// taken out of the pool and closed, since Redis may still be blocking it.
-struct Held(Option<Connection>);
-
-impl Held {
-    fn connection(&self) -> &MultiplexedConnection {
-        self.0
-            .as_ref()
-            .expect("the connection is only taken by `give_back`, which consumes the holder")
-    }
-
-    fn give_back(mut self) {
-        // Dropping the pooled handle returns it to the pool.
-        self.0.take();
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(connection) = self.0.take() {
-            // Out of the pool, the last handle goes, and with it the socket.
-            drop(Connection::take(connection));
-        }
     }
 }
 

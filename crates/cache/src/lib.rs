@@ -13,7 +13,10 @@
 //! of [`Event`]s ([`NewEvent`] to append) with resumable [`EventId`]s, each
 //! tagged with the simulated feed ([`FeedId`]) it came from, if any.
 //! [`CacheError`] classifies Redis errors where they arise, so callers only
-//! ask [`CacheError::is_unavailable`].
+//! ask [`CacheError::is_unavailable`]. Every command must be answered within
+//! 2 s; a connection on which one was not is closed rather than returned to
+//! the pool, and every socket gives up on a silent peer
+//! ([`CacheConfig::dead_connection_timeout_ms`]).
 //!
 //! Depends on `domain` for the types it stores. It must never depend on
 //! PostgreSQL (`storage`), HTTP (`http`, actix) or configuration loading:

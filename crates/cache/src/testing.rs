@@ -40,6 +40,7 @@ impl TestRedis {
             connect_timeout_ms: 5_000,
             window_idle_ttl_secs: 3_600,
             event_retention: 10_000,
+            dead_connection_timeout_ms: 15_000,
         };
         let pool = connect(&config).expect("build the test pool");
         if let Err(error) = crate::ping(&pool).await {

@@ -65,7 +65,7 @@ use txwatch_domain::{Amount, Origin, TransactionId, UserId, WindowEntry};
 use crate::error::CacheError;
 use crate::expiry::ttl_millis;
 use crate::keys::Keys;
-use crate::pool::RedisPool;
+use crate::pool::{Held, RedisPool};
 use crate::script::eval_many;
 use crate::shared::Shared;
 
@@ -253,20 +253,21 @@ impl WindowStore {
         entries: &[WindowEntry],
     ) -> Result<(), CacheError> {
         let key = self.key(user_id);
-        let mut connection = self.pool.get().await?;
-        if entries.is_empty() {
+        let mut held = Held::get(&self.pool).await?;
+        let command = if entries.is_empty() {
             let mut del = redis::cmd("DEL");
             del.arg(&key);
-            del.query_async::<()>(&mut connection).await?;
-            return Ok(());
-        }
-        redis::cmd("SET")
-            .arg(&key)
-            .arg(self.pack(entries))
-            .arg("PX")
-            .arg(self.idle_ttl_ms)
-            .query_async::<()>(&mut connection)
-            .await?;
+            del
+        } else {
+            let mut set = redis::cmd("SET");
+            set.arg(&key)
+                .arg(self.pack(entries))
+                .arg("PX")
+                .arg(self.idle_ttl_ms);
+            set
+        };
+        let reply = command.query_async::<()>(held.connection()).await;
+        held.settle(reply)?;
         Ok(())
     }
 
@@ -280,11 +281,13 @@ impl WindowStore {
     /// reached in time, [`CacheError::Command`] for other Redis errors.
     pub async fn read(&self, user_id: UserId) -> Result<Vec<WindowEntry>, CacheError> {
         let key = self.key(user_id);
-        let mut connection = self.pool.get().await?;
-        let reply: Option<Vec<u8>> = redis::cmd("GET")
+        let mut held = Held::get(&self.pool).await?;
+        let reply = redis::cmd("GET")
             .arg(&key)
-            .query_async(&mut connection)
-            .await
+            .query_async(held.connection())
+            .await;
+        let reply: Option<Vec<u8>> = held
+            .settle(reply)
             .map_err(|error| CacheError::at_key(error, &key, KIND))?;
         let Some(window) = reply else {
             return Ok(Vec::new());
@@ -317,8 +320,9 @@ impl WindowStore {
         for &user_id in users {
             pipe.del(self.key(user_id)).ignore();
         }
-        let mut connection = self.pool.get().await?;
-        pipe.query_async::<()>(&mut connection).await?;
+        let mut held = Held::get(&self.pool).await?;
+        let reply = pipe.query_async::<()>(held.connection()).await;
+        held.settle(reply)?;
         Ok(())
     }
 
@@ -337,12 +341,13 @@ impl WindowStore {
         if pushes.is_empty() {
             return Ok(());
         }
-        let mut connection = self.pool.get().await?;
-        let replies = eval_many(&mut connection, &WITHDRAW, pushes.len(), |index, cmd| {
+        let mut held = Held::get(&self.pool).await?;
+        let replies = eval_many(held.connection(), &WITHDRAW, pushes.len(), |index, cmd| {
             let (user_id, entry) = &pushes[index];
             cmd.arg(1).arg(self.key(*user_id)).arg(&record(entry)[..]);
         })
-        .await?;
+        .await;
+        let replies = held.settle(replies)?;
         for (reply, (user_id, _)) in replies.iter().zip(pushes) {
             if let Value::ServerError(error) = reply {
                 return Err(CacheError::at_key(

@@ -9,11 +9,20 @@
 //! waits, under heavy load batches grow and the cost per transaction falls.
 //! A failure (Redis or Postgres down) fails every transaction of that batch,
 //! as it would have failed each of them alone.
+//!
+//! A request waits within its deadline. If the deadline passes while its
+//! transaction still waits in the queue, the request withdraws it (it will
+//! never be stored) and answers so; once a worker has taken it, the
+//! outcome is the worker's to tell, and the request answers that it is
+//! unknown. A [`Claim`] per transaction makes sure exactly one of the two
+//! happens.
 
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
 
+use crate::claim::Claim;
 use crate::error::ApiError;
 use crate::pipeline::{NewTransaction, Outcome, Pipeline};
 
@@ -24,6 +33,9 @@ const QUEUE_DEPTH: usize = 4096;
 
 struct Job {
     transaction: NewTransaction,
+    /// Taken by the worker before the pipeline runs; withdrawn by the
+    /// request if its deadline passes first.
+    claim: Claim,
     reply: oneshot::Sender<Result<Outcome, ApiError>>,
 }
 
@@ -52,22 +64,56 @@ impl IngestQueue {
     }
 
     /// Puts one transaction through the pipeline with whatever else is
-    /// waiting, and answers its outcome.
+    /// waiting, and answers its outcome, by `deadline`.
     ///
     /// # Errors
-    /// What the pipeline answers for the batch, and
+    /// What the pipeline answers for the batch;
+    /// [`ApiError::NotStoredInTime`] when the deadline passed before a
+    /// worker took the transaction (it will not be stored);
+    /// [`ApiError::OutcomeUnknown`] when it passed while a worker had it;
     /// [`ApiError::Unavailable`] when no worker runs (shutting down).
-    pub async fn submit(&self, transaction: NewTransaction) -> Result<Outcome, ApiError> {
+    pub async fn submit(
+        &self,
+        transaction: NewTransaction,
+        deadline: Instant,
+    ) -> Result<Outcome, ApiError> {
         let stopped = || ApiError::Unavailable {
             service: "the ingest workers",
             source: "the server is shutting down".into(),
         };
-        let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(Job { transaction, reply })
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let claim = Claim::new();
+        let (reply, mut answer) = oneshot::channel();
+        let job = Job {
+            transaction,
+            claim: claim.clone(),
+            reply,
+        };
+        match tokio::time::timeout_at(deadline, self.sender.send(job)).await {
+            // Never queued.
+            Err(_) => return Err(ApiError::NotStoredInTime),
+            Ok(Err(_)) => return Err(stopped()),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, &mut answer).await {
+            Ok(Ok(outcome)) => outcome,
+            // The job went away unanswered: dropped from the queue when the
+            // workers stopped (never taken, so never stored), or its worker
+            // died while storing it.
+            Ok(Err(_)) if claim.withdraw() => Err(stopped()),
+            Ok(Err(_)) => Err(ApiError::OutcomeUnknown(
+                "the ingest worker stopped while storing it".into(),
+            )),
+            Err(_) => match answer.try_recv() {
+                // Answered just now: that is the truth.
+                Ok(outcome) => outcome,
+                // Still queued: it never will be stored.
+                Err(_) if claim.withdraw() => Err(ApiError::NotStoredInTime),
+                // A worker has it.
+                Err(_) => Err(ApiError::OutcomeUnknown(
+                    "the request's deadline passed while it was being stored".into(),
+                )),
+            },
+        }
     }
 }
 
@@ -96,10 +142,16 @@ async fn next_batch(receiver: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
 }
 
 async fn process(pipeline: &Pipeline, batch: Vec<Job>) {
+    // Jobs whose requests gave up while they waited are dropped unstored:
+    // those requests answered that nothing is stored. The rest are ours.
     let (transactions, replies): (Vec<NewTransaction>, Vec<_>) = batch
         .into_iter()
+        .filter(|job| job.claim.take())
         .map(|job| (job.transaction, job.reply))
         .unzip();
+    if transactions.is_empty() {
+        return;
+    }
     match pipeline.ingest_unpublished(transactions).await {
         Ok((outcomes, publication)) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -110,7 +162,10 @@ async fn process(pipeline: &Pipeline, batch: Vec<Job>) {
             pipeline.publish(publication).await;
         }
         Err(error) => {
-            if !matches!(error, ApiError::Unavailable { .. }) {
+            if !matches!(
+                error,
+                ApiError::Unavailable { .. } | ApiError::OutcomeUnknown(_)
+            ) {
                 tracing::error!(%error, "a batch of single transactions failed");
             }
             for reply in replies {
@@ -138,6 +193,8 @@ fn shared(error: &ApiError) -> ApiError {
             service,
             source: cause(),
         },
+        ApiError::OutcomeUnknown(_) => ApiError::OutcomeUnknown(cause()),
+        ApiError::NotStoredInTime => ApiError::NotStoredInTime,
         _ => ApiError::Internal(cause()),
     }
 }

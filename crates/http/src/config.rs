@@ -64,6 +64,13 @@ pub struct HttpConfig {
     /// stops DNS-rebinding pages; with an API key set this does not apply.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Milliseconds the ingest routes take at most to answer: past it they
+    /// answer 503 with the ids posted, saying whether anything is stored
+    /// (`service_unavailable`: nothing) or whether that is unknown
+    /// (`outcome_unknown`). Keep it shorter than `request_timeout_ms`,
+    /// whose answer cannot say.
+    #[serde(default = "default_ingest_timeout_ms")]
+    pub ingest_timeout_ms: u64,
 }
 
 impl HttpConfig {
@@ -99,6 +106,10 @@ fn default_body_timeout_ms() -> u64 {
     5_000
 }
 
+fn default_ingest_timeout_ms() -> u64 {
+    8_000
+}
+
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
@@ -112,6 +123,7 @@ impl fmt::Debug for HttpConfig {
             .field("body_timeout_ms", &self.body_timeout_ms)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("ingest_timeout_ms", &self.ingest_timeout_ms)
             .finish()
     }
 }

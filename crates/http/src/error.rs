@@ -87,7 +87,8 @@ pub enum ApiError {
         /// The methods it takes, as sent in `Allow`.
         allow: &'static str,
     },
-    /// A dependency is down; retrying later may succeed.
+    /// A dependency is down; retrying later may succeed. From the ingest
+    /// pipeline it also means that nothing was stored.
     #[error("{service} is unavailable; retry shortly")]
     Unavailable {
         /// Which dependency.
@@ -95,6 +96,31 @@ pub enum ApiError {
         /// The underlying failure, logged but never sent.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Transactions were sent to Postgres, or may have been, and no answer
+    /// came: each is stored once or not at all, and which is unknown.
+    #[error(
+        "whether the transactions were stored is unknown (they may have reached the database, \
+         and no answer came in time); post them again with the same ids, which is safe: \
+         those stored answer 200 with the stored transaction"
+    )]
+    OutcomeUnknown(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request's deadline passed before storing began, and the
+    /// transactions were withdrawn: they will never be stored.
+    #[error(
+        "the transactions could not be stored in time (Postgres or Redis is slow or \
+         unreachable); nothing is stored; retry shortly"
+    )]
+    NotStoredInTime,
+    /// An ingest failure, answered with the ids of the transactions it
+    /// concerns (those the server generated too), so that the client can
+    /// post them again under the same ids, or look them up.
+    #[error("{}", ingest_message(error))]
+    Ingest {
+        /// What failed.
+        error: Box<ApiError>,
+        /// The ids of the transactions posted.
+        ids: IngestIds,
     },
     /// A non-streaming request ran past the configured time limit. What it
     /// was doing may still complete: posting the same id again is safe.
@@ -131,7 +157,46 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The ids of the transactions an ingest request posted, as its error
+/// answers name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestIds {
+    /// `POST /transactions`: `"id"`.
+    One(uuid::Uuid),
+    /// `POST /transactions/batch`: `"ids"`, one per item in order; `null`
+    /// for an item rejected as invalid.
+    Batch(Vec<Option<uuid::Uuid>>),
+}
+
+/// The message of an ingest failure: a dependency being down means here
+/// that nothing was stored, and the answer says so.
+fn ingest_message(error: &ApiError) -> String {
+    match error {
+        ApiError::Unavailable { service, .. } => format!(
+            "{service} is unavailable; nothing is stored; retry shortly \
+             (posting again with the same ids is safe)"
+        ),
+        other => other.to_string(),
+    }
+}
+
 impl ApiError {
+    /// This error with the ids of the transactions an ingest request
+    /// posted, when it is one whose answer must name them: a failure to
+    /// store (`service_unavailable`, `outcome_unknown`). Other errors are
+    /// returned as they are.
+    pub fn with_ids(self, ids: IngestIds) -> ApiError {
+        match self {
+            ApiError::Unavailable { .. }
+            | ApiError::OutcomeUnknown(_)
+            | ApiError::NotStoredInTime => ApiError::Ingest {
+                error: Box::new(self),
+                ids,
+            },
+            other => other,
+        }
+    }
+
     /// The stable, machine-readable code sent as `"error"`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -151,7 +216,9 @@ impl ApiError {
             ApiError::InvalidEventId(_) => "invalid_event_id",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Unavailable { .. } => "service_unavailable",
+            ApiError::Unavailable { .. } | ApiError::NotStoredInTime => "service_unavailable",
+            ApiError::OutcomeUnknown(_) => "outcome_unknown",
+            ApiError::Ingest { error, .. } => error.code(),
             ApiError::Timeout(_) => "timeout",
             ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::OriginNotAllowed(_) => "origin_not_allowed",
@@ -169,7 +236,9 @@ impl ApiError {
             ApiError::Unavailable { service: REDIS, .. } => Some("redis"),
             ApiError::Unavailable {
                 service: DATABASE, ..
-            } => Some("postgres"),
+            }
+            | ApiError::OutcomeUnknown(_) => Some("postgres"),
+            ApiError::Ingest { error, .. } => error.dependency(),
             _ => None,
         }
     }
@@ -230,7 +299,9 @@ impl From<&actix_cors::CorsError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
-        if error.is_unavailable() {
+        if error.is_outcome_unknown() {
+            ApiError::OutcomeUnknown(Box::new(error))
+        } else if error.is_unavailable() {
             ApiError::Unavailable {
                 service: DATABASE,
                 source: Box::new(error),
@@ -245,6 +316,10 @@ impl From<StorageError> for ApiError {
 struct ErrorBody<'a> {
     error: &'a str,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<uuid::Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<&'a [Option<uuid::Uuid>]>,
 }
 
 impl ResponseError for ApiError {
@@ -267,6 +342,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable { .. }
+            | ApiError::OutcomeUnknown(_)
+            | ApiError::NotStoredInTime
             | ApiError::Timeout(_)
             | ApiError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::OriginNotAllowed(_)
@@ -274,28 +351,35 @@ impl ResponseError for ApiError {
             | ApiError::PreflightRefused(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidPreflight(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Ingest { error, .. } => error.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        let (error, ids) = match self {
+            ApiError::Ingest { error, ids } => (&**error, Some(ids)),
+            other => (other, None),
+        };
+        let status = error.status_code();
         if status.is_server_error() {
-            tracing::error!(error = %error_chain(self), code = self.code(), "request failed");
+            tracing::error!(error = %error_chain(error), code = error.code(), "request failed");
         }
         let mut response = HttpResponse::build(status);
         if matches!(
-            self,
+            error,
             ApiError::Unavailable { .. }
+                | ApiError::OutcomeUnknown(_)
+                | ApiError::NotStoredInTime
                 | ApiError::InProgress(_)
                 | ApiError::Timeout(_)
                 | ApiError::TooManyStreams { .. }
         ) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
-        if let ApiError::MethodNotAllowed { allow } = self {
+        if let ApiError::MethodNotAllowed { allow } = error {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
-        if let ApiError::Unauthorized = self {
+        if let ApiError::Unauthorized = error {
             // RFC 9110: a 401 says how to authenticate.
             response.insert_header((
                 header::WWW_AUTHENTICATE,
@@ -303,8 +387,16 @@ impl ResponseError for ApiError {
             ));
         }
         response.json(ErrorBody {
-            error: self.code(),
+            error: error.code(),
             message: capped(self.to_string()),
+            id: match ids {
+                Some(IngestIds::One(id)) => Some(*id),
+                _ => None,
+            },
+            ids: match ids {
+                Some(IngestIds::Batch(ids)) => Some(ids),
+                _ => None,
+            },
         })
     }
 }

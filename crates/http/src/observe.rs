@@ -15,7 +15,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
-use actix_web::{Error, ResponseError};
+use actix_web::{Error, HttpMessage, ResponseError};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -138,6 +138,9 @@ pub async fn time_limit(
             .map(ServiceResponse::map_into_boxed_body);
     };
     let http_request = request.request().clone();
+    request
+        .extensions_mut()
+        .insert(TimeLimit(tokio::time::Instant::now() + limit));
     match tokio::time::timeout(limit, next.call(request)).await {
         Ok(outcome) => outcome.map(ServiceResponse::map_into_boxed_body),
         Err(_) => {
@@ -152,6 +155,12 @@ pub async fn time_limit(
         }
     }
 }
+
+/// When a request's time limit passes, in its extensions while
+/// [`time_limit`] applies one: a route that can say more than the generic
+/// `timeout` (the ingest routes name the ids posted) answers before it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TimeLimit(pub(crate) tokio::time::Instant);
 
 /// Known methods as themselves, anything else as `OTHER`, so a client
 /// cannot add label values.

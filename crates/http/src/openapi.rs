@@ -69,7 +69,7 @@ const DOCS_PATH: &str = "/docs";
         crate::dashboard::asset,
     ),
     components(
-        schemas(ErrorBody, ErrorCode),
+        schemas(ErrorBody, ErrorCode, IngestError, BatchIngestError),
         responses(
             NotFound,
             MethodNotAllowed,
@@ -80,6 +80,8 @@ const DOCS_PATH: &str = "/docs";
             UnsupportedEncoding,
             BodyTimeout,
             Unavailable,
+            IngestUnavailable,
+            BatchUnavailable,
             InternalError,
             EventStream,
         ),
@@ -518,6 +520,40 @@ pub(crate) struct ErrorBody {
     message: String,
 }
 
+/// A failure of `POST /transactions` to store: the error shape, plus the
+/// transaction's id (the one sent, or the one the server gave it), so it
+/// can be posted again under the same id or looked up. The `timeout` of the
+/// request time limit carries no id.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct IngestError {
+    error: ErrorCode,
+    /// What happened, and whether anything is stored.
+    #[schema(min_length = 1)]
+    message: String,
+    /// The transaction's id.
+    #[schema(required = false)]
+    id: uuid::Uuid,
+}
+
+/// A failure of `POST /transactions/batch` to store: the error shape,
+/// plus one id per item, in order (the one sent, or the one the server
+/// gave it; `null` for an item rejected as invalid, which nothing would
+/// store). The `timeout` of the request time limit carries no ids.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct BatchIngestError {
+    error: ErrorCode,
+    /// What happened, and whether anything is stored.
+    #[schema(min_length = 1)]
+    message: String,
+    /// One per item, in order.
+    #[schema(required = false)]
+    ids: Vec<Option<uuid::Uuid>>,
+}
+
 /// The machine-readable error codes.
 #[derive(ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -540,6 +576,7 @@ enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     ServiceUnavailable,
+    OutcomeUnknown,
     Timeout,
     TooManyStreams,
     OriginNotAllowed,
@@ -624,10 +661,15 @@ pub(crate) const ALL_STREAM_DESCRIPTION: &str = concat!(
 // ---------------------------------------------------------------------------
 
 fn error_response(description: &str, retry_after: bool) -> RefOr<Response> {
+    error_response_of("ErrorBody", description, retry_after)
+}
+
+/// An error response whose body is the schema `body`.
+fn error_response_of(body: &str, description: &str, retry_after: bool) -> RefOr<Response> {
     let mut response = ResponseBuilder::new().description(description).content(
         "application/json",
         ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .schema(Some(Ref::from_schema_name(body)))
             .build(),
     );
     if retry_after {
@@ -756,6 +798,47 @@ error_response!(
      an ingest under way still completes, so posting it again with its ids is safe); or, for \
      streams, the process holds its maximum of streams (`too_many_streams`)."
 );
+/// What the ingest routes' 503s say, shared by both descriptions.
+macro_rules! ingest_unavailable {
+    () => {
+        "Retry shortly. The answer says what became of the transactions posted, and names \
+         their ids, those the server generated included:\n\n\
+         - `service_unavailable`: nothing is stored. Postgres or Redis could not be reached, \
+         the request's deadline (`APP_HTTP__INGEST_TIMEOUT_MS`) passed before storing began, \
+         or the server is shutting down.\n\
+         - `outcome_unknown`: the transactions may or may not be stored: they reached Postgres, \
+         or may have, and no answer came (the connection was lost, or the deadline passed), \
+         and the server could not find out. Each is stored once or not at all; posting them \
+         again with the same ids is safe (those stored answer 200).\n\
+         - `timeout` (no ids): the request ran past `APP_HTTP__REQUEST_TIMEOUT_MS`, a backstop \
+         the ingest deadline normally beats; posting again with the same ids is safe."
+    };
+}
+
+/// 503 from `POST /transactions`.
+pub(crate) struct IngestUnavailable;
+
+impl<'s> ToResponse<'s> for IngestUnavailable {
+    fn response() -> (&'s str, RefOr<Response>) {
+        (
+            "IngestUnavailable",
+            error_response_of("IngestError", ingest_unavailable!(), true),
+        )
+    }
+}
+
+/// 503 from `POST /transactions/batch`.
+pub(crate) struct BatchUnavailable;
+
+impl<'s> ToResponse<'s> for BatchUnavailable {
+    fn response() -> (&'s str, RefOr<Response>) {
+        (
+            "BatchUnavailable",
+            error_response_of("BatchIngestError", ingest_unavailable!(), true),
+        )
+    }
+}
+
 error_response!(
     InternalError,
     false,
@@ -865,6 +948,9 @@ mod tests {
                 service: "redis",
                 source: "down".into(),
             },
+            ApiError::OutcomeUnknown("no answer".into()),
+            ApiError::NotStoredInTime,
+            ApiError::NotStoredInTime.with_ids(crate::error::IngestIds::One(uuid::Uuid::nil())),
             ApiError::Internal("bug".into()),
         ];
         errors

@@ -1,9 +1,11 @@
 //! The ingest pipeline: the one path every transaction takes, whether the
 //! simulator made it or a client posted it.
 //!
-//! 1. Ids: a client's id is its idempotency key; rows stored under it
-//!    already are answered as they are. Transactions without an id get a
-//!    fresh UUIDv7.
+//! 1. Ids: every transaction comes with one, given at the edge (the route
+//!    generates a UUIDv7 for one sent without, so that every answer can
+//!    name it, failures included). A client's id is its idempotency key:
+//!    rows stored under it already are answered as they are. A generated
+//!    one cannot have been stored, so it is not looked up.
 //! 2. Window step: one Redis round trip for the whole batch, executed in
 //!    order, takes each user's previous window and adds the new transaction
 //!    atomically (see `txwatch_cache::WindowStore`). A window Redis lost is
@@ -11,8 +13,11 @@
 //! 3. Verdict: the configured detector judges the amount against the
 //!    previous window.
 //! 4. Persist: one statement stores the batch, all or nothing. If it fails,
-//!    the touched windows are dropped so they are rebuilt from what Postgres
-//!    really holds, and the caller gets the error.
+//!    or its outcome is unknown (see `txwatch_storage`, which first tries
+//!    to find out), the touched windows are dropped so they are rebuilt
+//!    from what Postgres really holds, and the caller gets the error. A
+//!    caller waiting with a deadline can hold a [`Claim`] that storing must
+//!    take first: withdrawn, nothing is stored.
 //! 5. Publish: stored transactions go onto the Redis event stream, which
 //!    every server process relays to its SSE subscribers.
 
@@ -29,6 +34,7 @@ use txwatch_domain::{
 };
 use txwatch_storage::TransactionRepository;
 
+use crate::claim::Claim;
 use crate::dto::TransactionJson;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Stage};
@@ -48,9 +54,11 @@ const JSON_BYTES: usize = 360;
 /// A validated transaction, not yet scored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTransaction {
-    /// The client's id, which makes posting it again harmless; `None` gets a
-    /// fresh UUIDv7.
-    pub id: Option<TransactionId>,
+    /// Its id: the client's, which makes posting it again harmless, or one
+    /// generated at the edge ([`NewTransaction::generated_id`]).
+    pub id: TransactionId,
+    /// Who chose the id.
+    pub id_origin: IdOrigin,
     /// Whose transaction.
     pub user_id: UserId,
     /// How much; never negative.
@@ -74,6 +82,25 @@ impl NewTransaction {
             Some(_) => Origin::Simulated,
             None => Origin::Real,
         }
+    }
+}
+
+/// Who chose a transaction's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrigin {
+    /// The client sent it: its idempotency key, looked up in Postgres
+    /// before anything else.
+    Client,
+    /// This server generated it: nobody can have stored it yet, so it is
+    /// not looked up.
+    Generated,
+}
+
+impl NewTransaction {
+    /// A fresh id for a transaction sent without one: a UUIDv7, so ids
+    /// sort by time.
+    pub fn generated_id() -> TransactionId {
+        TransactionId(uuid::Uuid::now_v7())
     }
 }
 
@@ -168,9 +195,28 @@ impl Pipeline {
     ///
     /// # Errors
     /// [`ApiError::Unavailable`] when Redis or Postgres cannot be reached:
-    /// then nothing of this call is stored.
+    /// then nothing of this call is stored; [`ApiError::OutcomeUnknown`]
+    /// when the store was sent and what became of it could not be found
+    /// out: then each new transaction is stored once or not at all.
     pub async fn ingest(&self, items: Vec<NewTransaction>) -> Result<Vec<Outcome>, ApiError> {
         let (outcomes, publication) = self.ingest_unpublished(items).await?;
+        self.publish(publication).await;
+        Ok(outcomes)
+    }
+
+    /// Like [`ingest`](Self::ingest), for a caller that may give up waiting:
+    /// storing begins only once it has taken `gate`. If the caller withdrew
+    /// it first, nothing is stored and the windows touched are dropped.
+    ///
+    /// # Errors
+    /// As [`ingest`](Self::ingest), and [`ApiError::NotStoredInTime`] when
+    /// the gate was withdrawn.
+    pub async fn ingest_gated(
+        &self,
+        items: Vec<NewTransaction>,
+        gate: &Claim,
+    ) -> Result<Vec<Outcome>, ApiError> {
+        let (outcomes, publication) = self.run(items, Some(gate)).await?;
         self.publish(publication).await;
         Ok(outcomes)
     }
@@ -187,6 +233,15 @@ impl Pipeline {
         &self,
         items: Vec<NewTransaction>,
     ) -> Result<(Vec<Outcome>, Publication), ApiError> {
+        self.run(items, None).await
+    }
+
+    /// Every step but publishing; storing waits for `gate` when given.
+    async fn run(
+        &self,
+        items: Vec<NewTransaction>,
+        gate: Option<&Claim>,
+    ) -> Result<(Vec<Outcome>, Publication), ApiError> {
         let count = items.len();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
         // An id repeated within the call is answered like its first use.
@@ -196,13 +251,10 @@ impl Pipeline {
         let mut pending: Vec<Pending> = Vec::with_capacity(count);
         for (index, mut transaction) in items.into_iter().enumerate() {
             transaction.txn_date = truncate_to_micros(transaction.txn_date);
-            let id = match transaction.id {
-                Some(id) => {
-                    given.push(id);
-                    id
-                }
-                None => TransactionId(uuid::Uuid::now_v7()),
-            };
+            let id = transaction.id;
+            if transaction.id_origin == IdOrigin::Client {
+                given.push(id);
+            }
             if let Some(&first) = first_use.get(&id) {
                 repeats.push((index, first));
                 continue;
@@ -231,7 +283,21 @@ impl Pipeline {
         }
 
         let started = Instant::now();
-        let steps = self.step_all(&pending).await?;
+        let steps = match self.step_all(&pending).await {
+            Ok(steps) => steps,
+            Err(error) => {
+                // Some steps may have run (a later round failed, or Redis
+                // ran them and its answer was lost): none of them will be
+                // stored, so their windows go.
+                self.forget_windows(
+                    pending
+                        .iter()
+                        .map(|p| (p.transaction.origin(), p.transaction.user_id)),
+                )
+                .await;
+                return Err(error);
+            }
+        };
         self.metrics.observe_stage(Stage::Window, started.elapsed());
         let started = Instant::now();
         // Scored transactions, and where each sits in the caller's list.
@@ -239,6 +305,10 @@ impl Pipeline {
         let mut row_index: Vec<usize> = Vec::with_capacity(pending.len());
         let mut row_feed: Vec<Option<FeedId>> = Vec::with_capacity(pending.len());
         let mut in_window: Vec<(usize, TransactionId)> = Vec::new();
+        let touched: Vec<(Origin, UserId)> = pending
+            .iter()
+            .map(|p| (p.transaction.origin(), p.transaction.user_id))
+            .collect();
         for (p, step) in pending.into_iter().zip(steps) {
             match step {
                 Step::Pushed { previous } => {
@@ -264,6 +334,7 @@ impl Pipeline {
                 // a request running now.
                 Step::Duplicate => in_window.push((p.index, p.id)),
                 Step::Missing => {
+                    self.forget_windows(touched.into_iter()).await;
                     return Err(ApiError::Internal(
                         "window step reported a missing window after a rebuild".into(),
                     ));
@@ -272,6 +343,13 @@ impl Pipeline {
         }
 
         self.metrics.observe_stage(Stage::Score, started.elapsed());
+        if !rows.is_empty() && gate.is_some_and(|gate| !gate.take()) {
+            // The caller gave up before storing began and answered that
+            // nothing is stored: keep it so.
+            self.forget_windows(rows.iter().map(|t| (t.origin, t.user_id)))
+                .await;
+            return Err(ApiError::NotStoredInTime);
+        }
         let started = Instant::now();
         let stored = match self.transactions.insert_many(&rows).await {
             Ok(stored) => {
@@ -279,6 +357,9 @@ impl Pipeline {
                 stored
             }
             Err(error) => {
+                // Not stored, or perhaps stored: either way the windows may
+                // hold what Postgres does not, so they are rebuilt from what
+                // it holds.
                 self.forget_windows(rows.iter().map(|t| (t.origin, t.user_id)))
                     .await;
                 return Err(error.into());
@@ -329,7 +410,7 @@ impl Pipeline {
                     .await;
             }
         }
-        for (index, outcome) in self.resolve_in_flight(&in_window).await? {
+        for (index, outcome) in self.resolve_in_flight(&in_window).await {
             outcomes[index] = Some(outcome);
         }
         for (index, first) in repeats {
@@ -455,11 +536,10 @@ impl Pipeline {
     }
 
     /// Answers for ids the window already holds: the stored row, once the
-    /// request storing it has finished.
-    async fn resolve_in_flight(
-        &self,
-        items: &[(usize, TransactionId)],
-    ) -> Result<Vec<(usize, Outcome)>, ApiError> {
+    /// request storing it has finished. Runs after this call stored its own
+    /// rows, so it cannot fail the call: an id it cannot look up (Postgres
+    /// gone meanwhile) is answered as in progress, to be retried.
+    async fn resolve_in_flight(&self, items: &[(usize, TransactionId)]) -> Vec<(usize, Outcome)> {
         let mut resolved = Vec::with_capacity(items.len());
         let mut waiting: Vec<(usize, TransactionId)> = items.to_vec();
         for check in 0..IN_FLIGHT_CHECKS {
@@ -470,13 +550,17 @@ impl Pipeline {
                 tokio::time::sleep(IN_FLIGHT_PAUSE).await;
             }
             let ids: Vec<TransactionId> = waiting.iter().map(|(_, id)| *id).collect();
-            let found: HashMap<TransactionId, Transaction> = self
+            let found: HashMap<TransactionId, Transaction> = match self
                 .transactions
                 .find_many(&ids)
-                .await?
-                .into_iter()
-                .map(|t| (t.id, t))
-                .collect();
+                .await
+            {
+                Ok(found) => found.into_iter().map(|t| (t.id, t)).collect(),
+                Err(error) => {
+                    tracing::warn!(%error, ids = ids.len(), "could not look up ids being stored by other requests");
+                    break;
+                }
+            };
             waiting.retain(|(index, id)| match found.get(id) {
                 Some(t) => {
                     resolved.push((*index, Outcome::Existing(t.clone())));
@@ -490,7 +574,7 @@ impl Pipeline {
                 .into_iter()
                 .map(|(index, id)| (index, Outcome::InProgress(id))),
         );
-        Ok(resolved)
+        resolved
     }
 
     /// Drops windows (of the given origin and user) so the next transaction
@@ -509,7 +593,7 @@ impl Pipeline {
                 // Nothing more to do: an unreachable Redis loses the keys'
                 // worth anyway when it comes back empty, and a live one
                 // expires them.
-                tracing::warn!(%error, users = users.len(), "could not drop windows after a failed store");
+                tracing::warn!(%error, users = users.len(), "could not drop windows of transactions not known to be stored");
             }
         }
     }

@@ -33,7 +33,7 @@ use txwatch_simulator::{SimulatorConfig, UserSimulator};
 
 use crate::error::ApiError;
 use crate::hub::{EventHub, Notice};
-use crate::pipeline::{NewTransaction, Pipeline};
+use crate::pipeline::{IdOrigin, NewTransaction, Pipeline};
 
 /// The feeds of this process; cheap to clone.
 #[derive(Clone, Default)]
@@ -212,7 +212,9 @@ async fn tick(
         let t = r.simulator.next_at(now);
         users.push(r.user_id);
         items.push(NewTransaction {
-            id: None,
+            // The simulator's own UUIDv7, stamped with the transaction's date.
+            id: t.id,
+            id_origin: IdOrigin::Generated,
             user_id: t.user_id,
             amount: t.amount,
             currency: t.currency,
@@ -236,6 +238,16 @@ async fn tick(
 }
 
 fn unavailable_notice(error: &ApiError) -> Notice {
+    // Whether a simulated transaction got stored is no question for a
+    // viewer, who only sees the feed pause: the database stopped answering.
+    if matches!(error, ApiError::OutcomeUnknown(_)) {
+        return Notice {
+            code: "service_unavailable",
+            message: "the live simulation paused: the database did not answer; \
+                      it resumes by itself"
+                .to_owned(),
+        };
+    }
     Notice {
         code: error.code(),
         message: format!("the live simulation paused: {error}; it resumes by itself"),

@@ -59,6 +59,8 @@ pub struct AppState {
     /// Whether cursors are signed with the public built-in secret; `/ready`
     /// says so.
     pub built_in_cursor_secret: bool,
+    /// How long an ingest request takes at most to answer.
+    pub ingest_timeout: Duration,
     /// Cancelled when the server starts shutting down: streams end, and
     /// simulations stop.
     pub shutdown: CancellationToken,
@@ -115,6 +117,7 @@ impl AppState {
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             body_timeout: Duration::from_millis(config.body_timeout_ms),
             built_in_cursor_secret: config.uses_built_in_cursor_secret(),
+            ingest_timeout: Duration::from_millis(config.ingest_timeout_ms.max(1)),
             shutdown: CancellationToken::new(),
         })
     }

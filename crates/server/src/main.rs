@@ -102,6 +102,9 @@ async fn run_seed(settings: Settings, args: SeedArgs) -> anyhow::Result<()> {
     let mut database = settings.database.clone();
     database.max_connections = database.max_connections.max(args.workers + 1);
     database.statement_timeout_ms = 0;
+    // A long copy's round trips wait on Postgres writing what came before;
+    // give them room on a busy server.
+    database.query_timeout_ms = database.query_timeout_ms.max(60_000);
     let repository = TransactionRepository::new(txwatch_storage::connect(&database)?);
     let detector = settings.detector.build()?;
     let options = SeedOptions {

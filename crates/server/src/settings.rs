@@ -155,6 +155,22 @@ pub enum SettingsError {
         /// Why.
         reason: &'static str,
     },
+    /// Two time limits that only work one shorter than the other are not.
+    #[error(
+        "`{shorter}` ({shorter_ms} ms) must be shorter than `{longer}` ({longer_ms} ms): {why}"
+    )]
+    TimeoutOrder {
+        /// The setting that must be shorter.
+        shorter: &'static str,
+        /// Its value.
+        shorter_ms: u64,
+        /// The setting that must be longer.
+        longer: &'static str,
+        /// Its value.
+        longer_ms: u64,
+        /// What goes wrong otherwise.
+        why: &'static str,
+    },
 }
 
 impl Settings {
@@ -239,6 +255,52 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "database.max_connections",
                 reason: "must be at least 1",
+            });
+        }
+        if self.database.query_timeout_ms == 0 {
+            return Err(SettingsError::Invalid {
+                key: "database.query_timeout_ms",
+                reason: "must be at least 1: every database call needs a deadline",
+            });
+        }
+        if self.database.statement_timeout_ms > 0
+            && self.database.query_timeout_ms <= self.database.statement_timeout_ms
+        {
+            return Err(SettingsError::TimeoutOrder {
+                shorter: "database.statement_timeout_ms",
+                shorter_ms: self.database.statement_timeout_ms,
+                longer: "database.query_timeout_ms",
+                longer_ms: self.database.query_timeout_ms,
+                why: "a slow statement must be cancelled by Postgres, which leaves no doubt \
+                      that it stored nothing, before the client gives up on it",
+            });
+        }
+        if self.http.ingest_timeout_ms == 0 {
+            return Err(SettingsError::Invalid {
+                key: "http.ingest_timeout_ms",
+                reason: "must be at least 1: an ingest request needs a deadline",
+            });
+        }
+        if self.database.query_timeout_ms >= self.http.ingest_timeout_ms {
+            return Err(SettingsError::TimeoutOrder {
+                shorter: "database.query_timeout_ms",
+                shorter_ms: self.database.query_timeout_ms,
+                longer: "http.ingest_timeout_ms",
+                longer_ms: self.http.ingest_timeout_ms,
+                why: "a database call that gets no answer must give up before the answer to \
+                      its request is due, so that the answer can say what became of it",
+            });
+        }
+        if self.http.request_timeout_ms > 0
+            && self.http.ingest_timeout_ms >= self.http.request_timeout_ms
+        {
+            return Err(SettingsError::TimeoutOrder {
+                shorter: "http.ingest_timeout_ms",
+                shorter_ms: self.http.ingest_timeout_ms,
+                longer: "http.request_timeout_ms",
+                longer_ms: self.http.request_timeout_ms,
+                why: "the ingest routes must answer, with the ids and what became of them, \
+                      before the general time limit cuts them off with an answer that cannot say",
             });
         }
         if self.redis.max_connections == 0 {
@@ -390,6 +452,88 @@ mod tests {
         std::fs::write(&unknown, "[detector]\nwindw = 5\n").expect("write");
         assert!(load(&[("APP_CONFIG_FILE", unknown.to_str().expect("utf-8"))]).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_database_deadline_must_outlast_the_statement_timeout() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert!(settings.database.query_timeout_ms > settings.database.statement_timeout_ms);
+        let error = load(&[
+            ("APP_DATABASE__STATEMENT_TIMEOUT_MS", "6000"),
+            ("APP_DATABASE__QUERY_TIMEOUT_MS", "6000"),
+        ])
+        .expect_err("equal timeouts");
+        assert!(
+            matches!(
+                error,
+                SettingsError::TimeoutOrder {
+                    shorter: "database.statement_timeout_ms",
+                    shorter_ms: 6000,
+                    longer: "database.query_timeout_ms",
+                    longer_ms: 6000,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        // Without a statement timeout, any deadline will do; none will not.
+        load(&[
+            ("APP_DATABASE__STATEMENT_TIMEOUT_MS", "0"),
+            ("APP_DATABASE__QUERY_TIMEOUT_MS", "100"),
+        ])
+        .expect("valid");
+        let error = load(&[("APP_DATABASE__QUERY_TIMEOUT_MS", "0")]).expect_err("no deadline");
+        assert!(
+            matches!(
+                error,
+                SettingsError::Invalid {
+                    key: "database.query_timeout_ms",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn the_ingest_deadline_falls_between_the_database_deadline_and_the_time_limit() {
+        let settings = load(&[]).expect("defaults are valid");
+        assert!(settings.database.query_timeout_ms < settings.http.ingest_timeout_ms);
+        assert!(settings.http.ingest_timeout_ms < settings.http.request_timeout_ms);
+        for (vars, shorter, longer) in [
+            (
+                [
+                    ("APP_HTTP__INGEST_TIMEOUT_MS", "10000"),
+                    ("APP_HTTP__REQUEST_TIMEOUT_MS", "10000"),
+                ],
+                "http.ingest_timeout_ms",
+                "http.request_timeout_ms",
+            ),
+            (
+                [
+                    ("APP_HTTP__INGEST_TIMEOUT_MS", "6000"),
+                    ("APP_DATABASE__QUERY_TIMEOUT_MS", "6000"),
+                ],
+                "database.query_timeout_ms",
+                "http.ingest_timeout_ms",
+            ),
+        ] {
+            match load(&vars) {
+                Err(SettingsError::TimeoutOrder {
+                    shorter: s,
+                    longer: l,
+                    ..
+                }) => assert_eq!((s, l), (shorter, longer)),
+                other => panic!("{vars:?}: expected TimeoutOrder, got {other:?}"),
+            }
+        }
+        // Without a request time limit, the ingest deadline is the only one.
+        load(&[
+            ("APP_HTTP__REQUEST_TIMEOUT_MS", "0"),
+            ("APP_HTTP__INGEST_TIMEOUT_MS", "60000"),
+        ])
+        .expect("valid");
+        assert!(load(&[("APP_HTTP__INGEST_TIMEOUT_MS", "0")]).is_err());
     }
 
     /// `.env.example` lines `NAME=value`, commented-out ones included.

@@ -17,7 +17,38 @@ pub struct StorageConfig {
     /// How long a request waits for a free pooled connection, in milliseconds.
     pub acquire_timeout_ms: u64,
     /// Longest a single statement may run, in milliseconds (0: no limit).
+    /// Postgres enforces it: a statement past it is cancelled and stores
+    /// nothing.
     pub statement_timeout_ms: u64,
+    /// Longest one database call may wait for answers once it has a
+    /// connection, in milliseconds: the client's own deadline, for when
+    /// Postgres or the network stops answering, which `statement_timeout_ms`
+    /// cannot catch. A call past it gives up and closes its connection
+    /// rather than return it to the pool. Keep it longer than
+    /// `statement_timeout_ms`, so a merely slow statement is cancelled by
+    /// Postgres (it then surely stored nothing) before the client gives up
+    /// on it (a write it gave up on may or may not have been stored).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// How long a connection whose peer went silent (no FIN, no RST: a
+    /// network partition, a failover behind a load balancer) may live, in
+    /// milliseconds: unacknowledged data is given up after this long (TCP
+    /// user timeout), and an idle connection is probed after a third of it
+    /// (TCP keepalive, three probes a ninth of it apart). Postgres is asked
+    /// to do the same on its side, so it drops a dead client and releases
+    /// its locks. 0 leaves the operating system's defaults (hours).
+    #[serde(default = "default_dead_connection_timeout_ms")]
+    pub dead_connection_timeout_ms: u64,
+}
+
+// Defaults for settings that older configuration files do not mention.
+
+fn default_query_timeout_ms() -> u64 {
+    6_000
+}
+
+fn default_dead_connection_timeout_ms() -> u64 {
+    15_000
 }
 
 impl fmt::Debug for StorageConfig {
@@ -28,6 +59,11 @@ impl fmt::Debug for StorageConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("query_timeout_ms", &self.query_timeout_ms)
+            .field(
+                "dead_connection_timeout_ms",
+                &self.dead_connection_timeout_ms,
+            )
             .finish()
     }
 }
@@ -60,6 +96,8 @@ mod tests {
             connect_timeout_ms: 1,
             acquire_timeout_ms: 1,
             statement_timeout_ms: 0,
+            query_timeout_ms: 1,
+            dead_connection_timeout_ms: 0,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");

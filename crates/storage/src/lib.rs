@@ -7,7 +7,16 @@
 //! one insert, bulk insert by binary `COPY` ([`BulkInsert`]), the keyset
 //! history query ([`PageQuery`], [`Page`]), the distinct users, and a user's
 //! latest amounts. [`StorageError`] classifies driver errors so no caller
-//! inspects SQLSTATEs.
+//! inspects SQLSTATEs, and says what a failed write did: nothing
+//! ([`StorageError::Unavailable`]) or, when it was sent and its answer
+//! lost and what became of it could not be found out,
+//! [`StorageError::OutcomeUnknown`].
+//!
+//! Every call the repository makes has a client-side deadline
+//! ([`StorageConfig::query_timeout_ms`]); a connection that missed it, or
+//! lost its peer, is closed rather than returned to the pool, and every
+//! socket gives up on a silent peer
+//! ([`StorageConfig::dead_connection_timeout_ms`]).
 //!
 //! Depends on `domain` for the types it stores. It must never depend on
 //! Redis (`cache`), HTTP (`http`) or configuration loading: callers hand it a
@@ -17,6 +26,7 @@ mod config;
 mod error;
 mod migrate;
 mod pool;
+mod session;
 mod transactions;
 
 #[cfg(feature = "test-helpers")]

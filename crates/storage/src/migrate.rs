@@ -1,12 +1,24 @@
 //! Embedded migrations, safe to run from several processes at once.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use tokio_postgres::NoTls;
 use tracing::info;
 
 use crate::config::redact_password;
-use crate::error::StorageError;
+use crate::error::{NoAnswer, StorageError};
+use crate::pool::SilentPeer;
+
+/// How long opening a migration connection may take, handshake included,
+/// unless the URL sets a `connect_timeout`. The migrations themselves have
+/// no deadline: one that rebuilds an index on a large table must be able
+/// to finish. A silent server is still noticed, by the socket's keepalive
+/// and user timeout.
+const SETUP: Duration = Duration::from_secs(10);
+/// Milliseconds after which a migration connection gives up on a silent
+/// server: the default of `database.dead_connection_timeout_ms`.
+const SILENT_PEER_MS: u64 = 15_000;
 
 mod embedded {
     refinery::embed_migrations!("../../migrations");
@@ -57,8 +69,7 @@ pub async fn ensure_database(url: &str) -> Result<(), StorageError> {
     };
     let mut maintenance = config.clone();
     maintenance.dbname("postgres");
-    let (client, connection) = maintenance.connect(NoTls).await?;
-    tokio_spawn_connection(connection);
+    let client = open(maintenance).await?;
     let exists = client
         .query_opt("select 1 from pg_database where datname = $1", &[&name])
         .await?
@@ -80,7 +91,21 @@ pub async fn ensure_database(url: &str) -> Result<(), StorageError> {
 
 async fn connect_once(url: &str) -> Result<tokio_postgres::Client, StorageError> {
     let config = tokio_postgres::Config::from_str(url).map_err(StorageError::InvalidUrl)?;
-    let (client, connection) = config.connect(NoTls).await?;
+    open(config).await
+}
+
+/// Opens a connection within [`SETUP`] (or the URL's `connect_timeout`), with
+/// sockets that notice a silent server.
+async fn open(mut config: tokio_postgres::Config) -> Result<tokio_postgres::Client, StorageError> {
+    let setup = config.get_connect_timeout().copied().unwrap_or(SETUP);
+    if config.get_tcp_user_timeout().is_none()
+        && let Some(peer) = SilentPeer::within(SILENT_PEER_MS)
+    {
+        peer.apply(&mut config);
+    }
+    let (client, connection) = tokio::time::timeout(setup, config.connect(NoTls))
+        .await
+        .map_err(|_| StorageError::Unavailable(Box::new(NoAnswer(setup))))??;
     tokio_spawn_connection(connection);
     Ok(client)
 }

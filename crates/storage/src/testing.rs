@@ -53,6 +53,10 @@ impl TestDatabase {
             connect_timeout_ms: 5_000,
             acquire_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
+            // Longer than the statement timeout, as in production; generous
+            // for a loaded machine.
+            query_timeout_ms: 40_000,
+            dead_connection_timeout_ms: 15_000,
         };
         let pool = connect(&config).expect("build the test pool");
         TestDatabase { name, config, pool }

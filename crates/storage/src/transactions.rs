@@ -1,6 +1,6 @@
 //! The transaction repository.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 
 use rust_decimal::Decimal;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::pool::PgPool;
+use crate::session::Session;
 
 /// Reads and writes the `transactions` table. Cheap to clone.
 #[derive(Clone)]
@@ -179,37 +180,43 @@ impl TransactionRepository {
     ///
     /// # Errors
     /// [`StorageError::Duplicate`] when its id is stored already;
-    /// [`StorageError::Unavailable`] when the database cannot be reached.
+    /// [`StorageError::Unavailable`] when the database cannot be reached
+    /// (nothing stored); [`StorageError::OutcomeUnknown`] when the insert
+    /// was sent and no answer came.
     pub async fn insert(&self, transaction: &Transaction) -> Result<(), StorageError> {
-        let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(&format!(
+        let session = self.pool.session().await?;
+        let client = session.client();
+        let statement = session
+            .read(client.prepare_cached(&format!(
                 "insert into transactions ({COLUMNS}) \
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
+            )))
             .await?;
         let row = RowValues::of(transaction);
-        client.execute(&statement, &row.params()).await?;
+        session
+            .commit(client.execute(&statement, &row.params()))
+            .await?;
         Ok(())
     }
 
     /// Starts a bulk insert by binary `COPY` on a connection of its own.
     /// Rows become visible together when [`BulkInsert::finish`] succeeds, and
-    /// not at all if it is dropped before.
+    /// not at all if it is dropped before. Each round trip of the copy gets
+    /// the query timeout.
     ///
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn bulk_insert(&self) -> Result<BulkInsert, StorageError> {
-        let client = self.pool.get().await?;
-        let sink = client
-            .copy_in(&format!(
+        let session = self.pool.session().await?;
+        let sink = session
+            .read(session.client().copy_in(&format!(
                 "copy transactions ({COLUMNS}) from stdin (format binary)"
-            ))
+            )))
             .await?;
         let writer = Box::pin(BinaryCopyInWriter::new(sink, &COLUMN_TYPES));
         Ok(BulkInsert {
             writer,
-            _client: client,
+            session,
             rows: 0,
         })
     }
@@ -219,22 +226,23 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn page(&self, query: &PageQuery) -> Result<Page, StorageError> {
-        let client = self.pool.get().await?;
+        let session = self.pool.session().await?;
+        let client = session.client();
         let fetch = i64::from(query.limit) + 1;
         let (min, max) = (query.min_amount.as_decimal(), query.max_amount.as_decimal());
         let user = query.user_id.as_uuid();
         let rows = match &query.after {
             None => {
-                let statement = client.prepare_cached(FIRST_PAGE).await?;
-                client
-                    .query(
+                let statement = session.read(client.prepare_cached(FIRST_PAGE)).await?;
+                session
+                    .read(client.query(
                         &statement,
                         &[&user, &query.from, &query.to, &min, &max, &fetch],
-                    )
+                    ))
                     .await?
             }
             Some(after) => {
-                let statement = client.prepare_cached(NEXT_PAGE).await?;
+                let statement = session.read(client.prepare_cached(NEXT_PAGE)).await?;
                 let id = after.id.as_uuid();
                 let params: [&(dyn ToSql + Sync); 8] = [
                     &user,
@@ -246,7 +254,7 @@ impl TransactionRepository {
                     &id,
                     &fetch,
                 ];
-                client.query(&statement, &params).await?
+                session.read(client.query(&statement, &params)).await?
             }
         };
         let has_more = rows.len() as i64 > i64::from(query.limit);
@@ -266,9 +274,10 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn users(&self) -> Result<Vec<UserId>, StorageError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(DISTINCT_USERS).await?;
-        let rows = client.query(&statement, &[]).await?;
+        let session = self.pool.session().await?;
+        let client = session.client();
+        let statement = session.read(client.prepare_cached(DISTINCT_USERS)).await?;
+        let rows = session.read(client.query(&statement, &[])).await?;
         Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
     }
 
@@ -284,14 +293,15 @@ impl TransactionRepository {
         n: usize,
         origin: Origin,
     ) -> Result<Vec<Amount>, StorageError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(LATEST_AMOUNTS).await?;
+        let session = self.pool.session().await?;
+        let client = session.client();
+        let statement = session.read(client.prepare_cached(LATEST_AMOUNTS)).await?;
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
+        let rows = session
+            .read(client.query(
                 &statement,
                 &[&user_id.as_uuid(), &limit, &origin.is_simulated()],
-            )
+            ))
             .await?;
         let mut amounts = rows
             .iter()
@@ -325,12 +335,13 @@ impl TransactionRepository {
         if users.is_empty() || n == 0 {
             return Ok(windows);
         }
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(LATEST_ENTRIES).await?;
+        let session = self.pool.session().await?;
+        let client = session.client();
+        let statement = session.read(client.prepare_cached(LATEST_ENTRIES)).await?;
         let ids: Vec<Uuid> = users.iter().map(UserId::as_uuid).collect();
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        let rows = client
-            .query(&statement, &[&ids, &limit, &origin.is_simulated()])
+        let rows = session
+            .read(client.query(&statement, &[&ids, &limit, &origin.is_simulated()]))
             .await?;
         for row in &rows {
             let user_id = UserId(row.try_get(0)?);
@@ -357,9 +368,17 @@ impl TransactionRepository {
     /// error, none. Ids stored already are skipped rather than failing the
     /// batch; the answer lists the ids this call stored.
     ///
+    /// When the write was sent and its answer lost (the connection dropped,
+    /// or no answer came in time), this finds out what became of it before
+    /// answering: it runs the same idempotent insert again on another
+    /// connection, which waits for the lost write if it is still in flight.
+    ///
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached
-    /// (then nothing was stored).
+    /// (then nothing was stored); [`StorageError::OutcomeUnknown`] when the
+    /// write was sent, its answer lost, and what became of it could not be
+    /// found out either (then each row is stored once or not at all, and
+    /// writing them again is safe).
     pub async fn insert_many(
         &self,
         transactions: &[Transaction],
@@ -367,17 +386,104 @@ impl TransactionRepository {
         if transactions.is_empty() {
             return Ok(Vec::new());
         }
-        if transactions.len() >= COPY_FROM {
+        let attempt = if transactions.len() >= COPY_FROM {
             // Binary COPY costs Postgres about half of what the statement
             // does per row; it fails whole on a stored id, which is rare
             // (callers look client ids up first), and then the statement,
             // which skips stored ids, runs instead.
             match self.copy_all(transactions).await {
-                Ok(()) => return Ok(transactions.iter().map(|t| t.id).collect()),
-                Err(StorageError::Duplicate) => {}
-                Err(error) => return Err(error),
+                Ok(()) => Ok(transactions.iter().map(|t| t.id).collect()),
+                Err(StorageError::Duplicate) => self.insert_statement(transactions).await,
+                Err(error) => Err(error),
             }
+        } else {
+            self.insert_statement(transactions).await
+        };
+        match attempt {
+            Err(StorageError::OutcomeUnknown(cause)) => {
+                tracing::warn!(
+                    error = %crate::error::chain(&*cause),
+                    rows = transactions.len(),
+                    "the answer to a write was lost; finding out what became of it"
+                );
+                self.settle(transactions, cause).await
+            }
+            other => other,
         }
+    }
+
+    /// Finds out what became of a write whose answer was lost, on another
+    /// connection, and answers as [`insert_many`](Self::insert_many) would
+    /// have: the ids stored by that write (or now).
+    ///
+    /// Why run the idempotent insert again rather than look the ids up: the
+    /// lost write may still be under way in Postgres (only its answer is
+    /// late, or its rows are inserted and not yet committed). A lookup
+    /// cannot see uncommitted rows: it would say "not stored", and the
+    /// write could commit a moment later. The insert, `on conflict (id) do
+    /// nothing`, waits on the primary key for any transaction holding the
+    /// same ids until it commits (then they conflict: they are stored) or
+    /// rolls back (then they are inserted now). Once it returns, every row
+    /// is stored exactly once. A second statement, with a fresh snapshot,
+    /// reads the rows it did not insert, to tell the lost write's rows from
+    /// rows another request stored under the same client ids.
+    ///
+    /// If this fails too (no connection, no answer in time, the lost write
+    /// still holding its locks because its session is stuck), the outcome
+    /// stays unknown. Postgres drops a vanished client's session after
+    /// `dead_connection_timeout_ms`, so such locks do not last.
+    async fn settle(
+        &self,
+        transactions: &[Transaction],
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    ) -> Result<Vec<TransactionId>, StorageError> {
+        let unknown = |error: StorageError| {
+            tracing::warn!(
+                error = %crate::error::chain(&error),
+                "what became of a write whose answer was lost could not be found out"
+            );
+            StorageError::OutcomeUnknown(cause)
+        };
+        let settled = async {
+            let session = self.pool.session().await?;
+            let inserted = self.insert_on(&session, transactions).await?;
+            let now: HashSet<TransactionId> = inserted.iter().copied().collect();
+            let rest: Vec<TransactionId> = transactions
+                .iter()
+                .map(|t| t.id)
+                .filter(|id| !now.contains(id))
+                .collect();
+            let found = self.find_on(&session, &rest).await?;
+            Ok::<_, StorageError>((inserted, found))
+        };
+        let (mut stored, found) = settled.await.map_err(unknown)?;
+        let ours: HashMap<TransactionId, &Transaction> =
+            transactions.iter().map(|t| (t.id, t)).collect();
+        stored.extend(
+            found
+                .iter()
+                .filter(|row| ours.get(&row.id).is_some_and(|t| same_transaction(t, row)))
+                .map(|row| row.id),
+        );
+        Ok(stored)
+    }
+
+    /// Stores the rows by one `insert ... on conflict (id) do nothing`,
+    /// answering the ids it inserted.
+    async fn insert_statement(
+        &self,
+        transactions: &[Transaction],
+    ) -> Result<Vec<TransactionId>, StorageError> {
+        let session = self.pool.session().await?;
+        self.insert_on(&session, transactions).await
+    }
+
+    /// [`insert_statement`](Self::insert_statement) on a given session.
+    async fn insert_on(
+        &self,
+        session: &Session,
+        transactions: &[Transaction],
+    ) -> Result<Vec<TransactionId>, StorageError> {
         let n = transactions.len();
         let mut ids = Vec::with_capacity(n);
         let mut users = Vec::with_capacity(n);
@@ -406,10 +512,10 @@ impl TransactionRepository {
             thresholds.push(row.threshold);
             simulated.push(row.simulated);
         }
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(INSERT_MANY).await?;
-        let rows = client
-            .query(
+        let client = session.client();
+        let statement = session.read(client.prepare_cached(INSERT_MANY)).await?;
+        let rows = session
+            .commit(client.query(
                 &statement,
                 &[
                     &ids,
@@ -425,7 +531,7 @@ impl TransactionRepository {
                     &thresholds,
                     &simulated,
                 ],
-            )
+            ))
             .await?;
         rows.iter()
             .map(|row| Ok(TransactionId(row.try_get(0)?)))
@@ -452,10 +558,23 @@ impl TransactionRepository {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(FIND_MANY).await?;
+        let session = self.pool.session().await?;
+        self.find_on(&session, ids).await
+    }
+
+    /// [`find_many`](Self::find_many) on a given session.
+    async fn find_on(
+        &self,
+        session: &Session,
+        ids: &[TransactionId],
+    ) -> Result<Vec<Transaction>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = session.client();
+        let statement = session.read(client.prepare_cached(FIND_MANY)).await?;
         let ids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
-        let rows = client.query(&statement, &[&ids]).await?;
+        let rows = session.read(client.query(&statement, &[&ids])).await?;
         rows.iter().map(transaction_from_row).collect()
     }
 
@@ -464,8 +583,10 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn delete_all(&self) -> Result<(), StorageError> {
-        let client = self.pool.get().await?;
-        client.batch_execute("truncate transactions").await?;
+        let session = self.pool.session().await?;
+        session
+            .commit(session.client().batch_execute("truncate transactions"))
+            .await?;
         Ok(())
     }
 }
@@ -474,7 +595,7 @@ impl TransactionRepository {
 pub struct BulkInsert {
     writer: Pin<Box<BinaryCopyInWriter>>,
     // Keeps the connection checked out of the pool until the copy ends.
-    _client: deadpool_postgres::Object,
+    session: Session,
     rows: u64,
 }
 
@@ -486,7 +607,11 @@ impl BulkInsert {
     /// [`StorageError::Duplicate`] can surface here or at `finish`.
     pub async fn write(&mut self, transaction: &Transaction) -> Result<(), StorageError> {
         let row = RowValues::of(transaction);
-        self.writer.as_mut().write(&row.params()).await?;
+        // Rows commit only with `finish`: until then a failure stored none.
+        self.session.renew();
+        self.session
+            .read(self.writer.as_mut().write(&row.params()))
+            .await?;
         self.rows += 1;
         Ok(())
     }
@@ -495,9 +620,11 @@ impl BulkInsert {
     ///
     /// # Errors
     /// [`StorageError::Duplicate`] when any id was stored already (then no
-    /// row of this copy is stored).
+    /// row of this copy is stored); [`StorageError::OutcomeUnknown`] when
+    /// the end of the copy was sent and no answer came.
     pub async fn finish(mut self) -> Result<u64, StorageError> {
-        let stored = self.writer.as_mut().finish().await?;
+        self.session.renew();
+        let stored = self.session.commit(self.writer.as_mut().finish()).await?;
         debug_assert_eq!(stored, self.rows);
         Ok(stored)
     }
@@ -554,6 +681,18 @@ impl<'a> RowValues<'a> {
             &self.simulated,
         ]
     }
+}
+
+/// Whether a stored row is the transaction `ours` rather than another one
+/// stored under the same id: the same user, amount, currency, date and
+/// status (the verdict follows from those and the window).
+fn same_transaction(ours: &Transaction, stored: &Transaction) -> bool {
+    ours.user_id == stored.user_id
+        && ours.amount == stored.amount
+        && ours.currency == stored.currency
+        && ours.txn_date == stored.txn_date
+        && ours.status == stored.status
+        && ours.origin == stored.origin
 }
 
 fn transaction_from_row(row: &Row) -> Result<Transaction, StorageError> {

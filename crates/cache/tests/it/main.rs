@@ -2,6 +2,7 @@
 
 mod events;
 mod pool;
+mod silent;
 mod test_redis;
 mod window;
 

@@ -76,15 +76,12 @@ struct WarningJson {
     ),
 )]
 pub(super) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // The ping keeps its own deadline, so that a connection that gives no
+    // answer is closed rather than handed back to the pool.
     let postgres = async {
-        match tokio::time::timeout(
-            CHECK_TIMEOUT,
-            txwatch_storage::ping(state.transactions.pool()),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => {
+        match txwatch_storage::ping(state.transactions.pool(), CHECK_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
                 tracing::warn!(error = %error_chain(&error), "readiness: postgres is not usable");
                 Err(match error {
                     StorageError::Unavailable(_) => UNREACHABLE,
@@ -92,7 +89,6 @@ pub(super) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiErro
                     _ => "not usable",
                 })
             }
-            Err(_) => Err(NO_ANSWER),
         }
     };
     let redis = async {

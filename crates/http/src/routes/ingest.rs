@@ -12,24 +12,28 @@
 use std::borrow::Cow;
 use std::future::{Ready, ready};
 use std::io::Write;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::web::Data;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payload};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::macros::datetime;
+use tokio::time::Instant;
 use txwatch_domain::{Amount, Currency, Status, TransactionId, UserId};
 
 use crate::body::Body;
+use crate::claim::Claim;
 use crate::dto::{TransactionJson, json_response};
-use crate::error::{ApiError, echo, quoting};
+use crate::error::{ApiError, IngestIds, echo, quoting};
 use crate::json::{BatchShape, Object, strict_value};
+use crate::observe::TimeLimit;
 use crate::origin::{Origin, host_may_write, origin_may_write, own_origin};
-use crate::pipeline::{NewTransaction, Outcome};
+use crate::pipeline::{IdOrigin, NewTransaction, Outcome};
 use crate::query::parse_instant;
 use crate::state::AppState;
 
@@ -99,8 +103,11 @@ fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, 
     description = "Judges the amount against the user's previous transactions, stores it \
                    with its verdict and publishes it to the live streams. An `id` makes \
                    the post idempotent: posting the same id again answers the stored \
-                   transaction, unchanged, with 200. The body may be sent without a \
-                   `Content-Type`.",
+                   transaction, unchanged, with 200; send one, so that a post whose \
+                   answer is lost can be sent again safely. The body may be sent without \
+                   a `Content-Type`. The answer comes within `APP_HTTP__INGEST_TIMEOUT_MS` \
+                   (8 s by default); a 503 says whether the transaction is stored, is not, \
+                   or may be, and names its id.",
     request_body(content = crate::openapi::NewTransaction, content_type = "application/json"),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
@@ -119,16 +126,23 @@ fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, 
                                       (`invalid_field`).",
          body = crate::openapi::ErrorBody),
         (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 503, response = crate::openapi::IngestUnavailable),
     ),
 )]
 pub(super) async fn create(
     _access: WriteAccess,
     state: Data<AppState>,
+    request: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
+    let deadline = ingest_deadline(&state, &request);
     let item = read_transaction(body.text()?, OffsetDateTime::now_utc())?;
-    let outcome = state.single.submit(item).await?;
+    let id = IngestIds::One(item.id.as_uuid());
+    let outcome = state
+        .single
+        .submit(item, deadline)
+        .await
+        .map_err(|error| error.with_ids(id))?;
     match outcome {
         Outcome::Created { json, .. } => Ok(HttpResponse::Created()
             .content_type(ContentType::json())
@@ -142,7 +156,8 @@ pub(super) async fn create(
 /// array): up to 1,000 transactions, each user's scored in the given order.
 /// Answers 200 with one result per item, in order; an item that is invalid
 /// gets its own 422 result and does not stop the others. When Redis or
-/// Postgres is down the whole batch answers 503 and nothing is stored.
+/// Postgres is down the whole batch answers 503 with every item's id,
+/// saying whether nothing is stored or whether that is unknown.
 #[utoipa::path(
     post,
     path = "/transactions/batch",
@@ -156,8 +171,10 @@ pub(super) async fn create(
                    one when its id was seen before, or an error status with `error` and \
                    `message` for an item that is invalid (`422`) or whose id another request \
                    is storing right now (`409`); a rejected item does not stop the others. \
-                   When Postgres or Redis is down the whole batch answers 503 and nothing is \
-                   stored.",
+                   The answer comes within `APP_HTTP__INGEST_TIMEOUT_MS` (8 s by default). \
+                   One statement stores the batch, so a 503 concerns all of it: it says \
+                   whether nothing is stored (`service_unavailable`) or whether that is \
+                   unknown (`outcome_unknown`), and names each item's id.",
     request_body(content = crate::openapi::Batch, content_type = "application/json"),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
@@ -175,17 +192,36 @@ pub(super) async fn create(
                                       repeats a key, gets its own 422 result instead.",
          body = crate::openapi::ErrorBody),
         (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 503, response = crate::openapi::BatchUnavailable),
     ),
 )]
 pub(super) async fn create_batch(
     _access: WriteAccess,
     state: Data<AppState>,
+    request: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
+    let deadline = ingest_deadline(&state, &request);
     let parsed = read_batch(body.text()?, OffsetDateTime::now_utc())?;
-    ingest_batch(&state, parsed).await
+    ingest_batch(&state, parsed, deadline).await
 }
+
+/// How long the answer to a write may take before it can no longer say
+/// what it knows: at most `http.ingest_timeout_ms` from now (the body is
+/// read), and early enough to answer before the request's own time limit
+/// passes (whose generic `timeout` names no ids), however long the body
+/// took to arrive.
+fn ingest_deadline(state: &AppState, request: &HttpRequest) -> Instant {
+    let ingest = Instant::now() + state.ingest_timeout;
+    match request.extensions().get::<TimeLimit>() {
+        Some(TimeLimit(limit)) => ingest.min(limit.checked_sub(ANSWER_TIME).unwrap_or(*limit)),
+        None => ingest,
+    }
+}
+
+/// Left, within the request's time limit, for answering once the ingest
+/// deadline has passed.
+const ANSWER_TIME: Duration = Duration::from_millis(250);
 
 /// One transaction from a body: read plainly when it is a plainly
 /// well-formed transaction object, else by the general reading, which says
@@ -289,11 +325,20 @@ fn invalid_body(error: serde_json::Error) -> ApiError {
 }
 
 /// Scores, stores and publishes the valid items of a batch and answers
-/// every item, in order.
+/// every item, in order, by `deadline`.
 async fn ingest_batch(
     state: &AppState,
     parsed: Vec<Result<NewTransaction, ApiError>>,
+    deadline: Instant,
 ) -> Result<HttpResponse, ApiError> {
+    let ids = || {
+        IngestIds::Batch(
+            parsed
+                .iter()
+                .map(|p| p.as_ref().ok().map(|t| t.id.as_uuid()))
+                .collect(),
+        )
+    };
     let valid: Vec<NewTransaction> = parsed
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
@@ -301,9 +346,25 @@ async fn ingest_batch(
     // In a task of its own, so a client that goes away (or the time limit)
     // cannot stop the pipeline half-way, between window step and store.
     let pipeline = state.pipeline.clone();
-    let mut outcomes = tokio::spawn(async move { pipeline.ingest(valid).await })
-        .await
-        .map_err(|error| ApiError::Internal(Box::new(error)))??
+    let gate = Claim::new();
+    let storing = gate.clone();
+    let mut task = tokio::spawn(async move { pipeline.ingest_gated(valid, &storing).await });
+    let joined = match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(joined) => joined,
+        // It has just finished: its answer is the truth.
+        Err(_) if task.is_finished() => task.await,
+        // Storing has not begun, and now never will.
+        Err(_) if gate.withdraw() => return Err(ApiError::NotStoredInTime.with_ids(ids())),
+        Err(_) => {
+            return Err(ApiError::OutcomeUnknown(
+                "the request's deadline passed while its transactions were being stored".into(),
+            )
+            .with_ids(ids()));
+        }
+    };
+    let mut outcomes = joined
+        .map_err(|error| ApiError::Internal(Box::new(error)))?
+        .map_err(|error| error.with_ids(ids()))?
         .into_iter();
 
     // `{"created":n,"existing":n,"rejected":n,"results":[...]}`, written
@@ -584,8 +645,14 @@ fn check(fields: Fields<'_>, now: OffsetDateTime) -> Result<NewTransaction, ApiE
             at
         }
     };
+    // The id is fixed here, at the edge, so that every answer can name it.
+    let (id, id_origin) = match id {
+        Some(id) => (id, IdOrigin::Client),
+        None => (NewTransaction::generated_id(), IdOrigin::Generated),
+    };
     Ok(NewTransaction {
         id,
+        id_origin,
         user_id,
         amount,
         currency,
@@ -643,6 +710,12 @@ mod tests {
     fn both_readings(body: &str) -> (Option<String>, String) {
         let now = datetime!(2026-12-01 12:00 UTC);
         let show = |result: Result<NewTransaction, ApiError>| match result {
+            // Each reading generates an id of its own for a transaction sent
+            // without one.
+            Ok(mut transaction) if transaction.id_origin == IdOrigin::Generated => {
+                transaction.id = TransactionId(uuid::Uuid::nil());
+                format!("{transaction:?}")
+            }
             Ok(transaction) => format!("{transaction:?}"),
             Err(error) => format!("{}: {error}", error.code()),
         };

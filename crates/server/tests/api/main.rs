@@ -2,7 +2,9 @@
 //! PostgreSQL database and Redis key prefix of each test's own.
 
 mod browser;
+mod commits;
 mod dashboard;
+mod deadlines;
 mod errors;
 mod helpers;
 mod history;
@@ -20,3 +22,4 @@ mod server_process;
 mod shutdown;
 mod simulation;
 mod sse_client;
+mod steady;

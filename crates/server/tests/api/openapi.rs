@@ -444,6 +444,32 @@ async fn every_route_answers_as_the_document_says() {
     let answer = send(no_redis.client.get(format!("{}/ready", no_redis.address))).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     checker.check("get", "/ready", &answer);
+    // Ingest without Redis: nothing stored, and the ids posted named.
+    for (path, body, names) in [
+        (
+            "/transactions",
+            json!({"user_id": user, "amount": "1"}),
+            "id",
+        ),
+        (
+            "/transactions/batch",
+            json!([{"id": Uuid::now_v7(), "user_id": user, "amount": "1"}, {"amount": "x"}]),
+            "ids",
+        ),
+    ] {
+        let answer = send(
+            no_redis
+                .client
+                .post(format!("{}{path}", no_redis.address))
+                .json(&body),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        let reply: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        assert_eq!(reply["error"], "service_unavailable", "{reply}");
+        assert!(!reply[names].is_null(), "{reply}");
+        checker.check("post", path, &answer);
+    }
 
     // A write route with an API key configured.
     let locked = spawn_app_with(|s| s.http.api_key = "secret".into()).await;

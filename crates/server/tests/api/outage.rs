@@ -3,9 +3,143 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use txwatch_cache::WindowStore;
+
 use crate::helpers::{TestApp, spawn_app_with, within};
 use crate::proxy::CuttableProxy;
 use crate::sse_client::open;
+use crate::steady::{Fate, SteadyIngest};
+
+/// How long an ingest request may take, in the outage tests below.
+const INGEST_DEADLINE: Duration = Duration::from_millis(2500);
+/// What an answer may take beyond its deadline on a loaded machine.
+const MARGIN: Duration = Duration::from_millis(1500);
+
+/// Short deadlines, so an outage shows within seconds; in the order the
+/// settings require (statement < query < ingest < request).
+fn short_deadlines(settings: &mut txwatch_server::Settings) {
+    settings.database.connect_timeout_ms = 500;
+    settings.database.acquire_timeout_ms = 1000;
+    settings.database.statement_timeout_ms = 1000;
+    settings.database.query_timeout_ms = 1500;
+    settings.http.ingest_timeout_ms = INGEST_DEADLINE.as_millis() as u64;
+    settings.http.request_timeout_ms = 5000;
+}
+
+/// The app's windows, to check against Postgres.
+fn windows_of(app: &TestApp) -> WindowStore {
+    WindowStore::new(
+        app.redis.pool().clone(),
+        app.redis.keys().clone(),
+        20,
+        Duration::from_secs(60),
+    )
+}
+
+/// Waits until `/ready` answers `status`.
+async fn ready_becomes(app: &TestApp, status: StatusCode) {
+    within(async {
+        while app.get("/ready").await.status != status {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+/// Defect 1 of issue 11: connections whose packets are dropped (no FIN, no
+/// RST) wedged single posts for minutes while `/ready` said 200. Under
+/// steady ingest, the database's packets now vanish: posts answer 503
+/// within their deadline, `/ready` says the database is down, and once new
+/// connections work the server recovers by itself, though the black-holed
+/// sockets stay stuck for good. No answer was wrong about what it stored.
+#[tokio::test]
+async fn a_black_holed_database_answers_503_in_time_and_the_server_recovers_by_itself() {
+    // Few connections, so that every one of them is open when the packets
+    // start to vanish.
+    let (app, proxy) = app_behind_a_cuttable_database(|settings| {
+        short_deadlines(settings);
+        settings.database.max_connections = 3;
+    })
+    .await;
+    let ingest = SteadyIngest::start(&app.address, 4);
+    ingest.acknowledged_by_everyone(3).await;
+    assert_eq!(app.get("/ready").await.status, StatusCode::OK);
+
+    proxy.black_hole();
+    ingest.answered("503", 8).await;
+    ready_becomes(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+
+    proxy.restore();
+    ingest.acknowledged_by_everyone(5).await;
+    ready_becomes(&app, StatusCode::OK).await;
+    let ledger = ingest.stop().await;
+    assert!(
+        ledger.slowest() < INGEST_DEADLINE + MARGIN,
+        "an answer took {:?}",
+        ledger.slowest()
+    );
+    assert!(ledger.count(Fate::NotStored) + ledger.count(Fate::Unknown) > 0);
+    ledger.verify(&app.db, Some(&windows_of(&app))).await;
+}
+
+/// Defect 3 of issue 11, under load: Postgres connections cut while
+/// transactions are being stored. Every answer is true: acknowledged ones
+/// are stored once, "nothing stored" ones are not stored, and unknown ones
+/// are stored at most once.
+#[tokio::test]
+async fn a_database_cut_under_steady_ingest_answers_only_the_truth() {
+    let (app, proxy) = app_behind_a_cuttable_database(short_deadlines).await;
+    let ingest = SteadyIngest::start(&app.address, 4);
+    ingest.acknowledged_by_everyone(3).await;
+
+    proxy.cut();
+    ingest.answered("503", 8).await;
+
+    proxy.restore();
+    ingest.acknowledged_by_everyone(5).await;
+    let ledger = ingest.stop().await;
+    assert!(ledger.count(Fate::NotStored) + ledger.count(Fate::Unknown) > 0);
+    assert!(
+        ledger.slowest() < INGEST_DEADLINE + MARGIN,
+        "an answer took {:?}",
+        ledger.slowest()
+    );
+    ledger.verify(&app.db, Some(&windows_of(&app))).await;
+}
+
+/// Redis killed and restarted empty under steady ingest: 503s that store
+/// nothing meanwhile, and the windows are rebuilt from what Postgres holds.
+#[tokio::test]
+async fn a_redis_killed_under_steady_ingest_answers_only_the_truth() {
+    let mut redis = OwnRedis::start().await;
+    let redis_url = redis.url();
+    let app = spawn_app_with(|settings| {
+        short_deadlines(settings);
+        settings.redis.url = redis_url;
+        settings.redis.connect_timeout_ms = 500;
+    })
+    .await;
+    let ingest = SteadyIngest::start(&app.address, 4);
+    ingest.acknowledged_by_everyone(3).await;
+
+    redis.stop().await;
+    ingest.answered("503", 8).await;
+
+    redis.start_again().await;
+    ingest.acknowledged_by_everyone(5).await;
+    let ledger = ingest.stop().await;
+    assert!(ledger.count(Fate::NotStored) > 0);
+    assert!(
+        ledger.slowest() < INGEST_DEADLINE + MARGIN,
+        "an answer took {:?}",
+        ledger.slowest()
+    );
+    let mut config = app.redis.config().clone();
+    config.url = redis.url();
+    let pool = txwatch_cache::connect(&config).expect("a pool on the test's redis");
+    let windows = WindowStore::new(pool, app.redis.keys().clone(), 20, Duration::from_secs(60));
+    ledger.verify(&app.db, Some(&windows)).await;
+}
 
 /// An app whose Postgres is reached through a proxy the test can cut, with
 /// short timeouts so an outage shows at once; `adjust` changes the rest.

@@ -7,13 +7,7 @@ use txwatch_storage::testing::{TestDatabase, transaction};
 use txwatch_storage::{PageQuery, StorageError, TransactionRepository};
 use uuid::Uuid;
 
-const LIMIT: Duration = Duration::from_secs(30);
-
-async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, future)
-        .await
-        .expect("timed out")
-}
+use crate::within;
 
 fn new_user() -> UserId {
     UserId(Uuid::new_v4())
@@ -266,6 +260,8 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         connect_timeout_ms: 1000,
         acquire_timeout_ms: 1000,
         statement_timeout_ms: 0,
+        query_timeout_ms: 1000,
+        dead_connection_timeout_ms: 0,
     };
     let repo = TransactionRepository::new(txwatch_storage::connect(&config).expect("pool"));
     let error = within(repo.users())
@@ -345,7 +341,7 @@ async fn insert_many_skips_stored_ids_and_says_which_it_stored() {
 #[tokio::test]
 async fn a_database_without_the_schema_is_not_ready_until_it_is_migrated() {
     let db = TestDatabase::create_unmigrated().await;
-    match within(txwatch_storage::ping(db.pool())).await {
+    match within(txwatch_storage::ping(db.pool(), Duration::from_secs(5))).await {
         Err(StorageError::Unavailable(_)) => {}
         other => panic!("expected Unavailable before migrating, got {other:?}"),
     }
@@ -358,7 +354,7 @@ async fn a_database_without_the_schema_is_not_ready_until_it_is_migrated() {
     within(txwatch_storage::migrate(&db.config().url))
         .await
         .expect("migration");
-    within(txwatch_storage::ping(db.pool()))
+    within(txwatch_storage::ping(db.pool(), Duration::from_secs(5)))
         .await
         .expect("ready once migrated");
 }
