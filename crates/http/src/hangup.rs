@@ -31,6 +31,8 @@ use actix_web::HttpRequest;
 use actix_web::dev::Extensions;
 use tokio::net::TcpStream;
 
+use crate::head_errors::HeadErrorsAsJson;
+
 /// How long to wait before looking again when the client sent bytes after
 /// its request (a pipelined request, which actix reads in its own time).
 const RECHECK: Duration = Duration::from_secs(1);
@@ -39,11 +41,18 @@ const RECHECK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy)]
 struct ConnectionSocket(RawFd);
 
-/// Records a plain TCP connection's socket in its extensions, so the streams
-/// served on it can watch for the client's close. Give it to
-/// `actix_web::HttpServer::on_connect`.
+/// Records a plain TCP connection's socket (bare, or in
+/// [`HeadErrorsAsJson`]) in its extensions, so the streams served on it can
+/// watch for the client's close. Give it to the HTTP service's
+/// `on_connect_ext`.
 pub fn record_connection(connection: &dyn Any, extensions: &mut Extensions) {
-    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+    type Tcp = actix_web::rt::net::TcpStream;
+    let stream = connection.downcast_ref::<Tcp>().or_else(|| {
+        connection
+            .downcast_ref::<HeadErrorsAsJson<Tcp>>()
+            .map(HeadErrorsAsJson::get_ref)
+    });
+    if let Some(stream) = stream {
         extensions.insert(ConnectionSocket(stream.as_raw_fd()));
     }
 }

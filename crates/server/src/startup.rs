@@ -4,15 +4,22 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_http::HttpService;
+use actix_http::error::DispatchError;
+use actix_server::Server;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use txwatch_cache::{CacheError, EventLog, Keys, WindowStore};
-use txwatch_http::{AppState, IngestQueue, Metrics, Pipeline, SimulationSettings};
+use txwatch_http::{
+    AppState, HeadErrorsAsJson, IngestQueue, Metrics, Pipeline, SimulationSettings,
+};
 use txwatch_storage::{StorageError, TransactionRepository};
 
 use crate::settings::{Settings, SettingsError, window_len};
@@ -206,30 +213,10 @@ impl Application {
             })?
             .port();
 
-        let http_config = settings.http.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(txwatch_http::cors(&http_config))
-                .wrap(from_fn(txwatch_http::observe))
-                .configure(txwatch_http::configure(state.clone()))
-                .default_service(web::to(txwatch_http::not_found))
-        })
-        // Lets streams notice at once when their client closes.
-        .on_connect(txwatch_http::record_connection)
-        // Signals are ours: see `run_until`.
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_secs(10));
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                address: address.clone(),
-                source,
-            })?
-            .run();
+        let server = serve(listener, state, &settings).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
         info!(%address, port, "listening");
         Ok(Application {
             port,
@@ -314,6 +301,60 @@ impl Application {
         info!("stopped");
         outcome.map_err(std::io::Error::other)?
     }
+}
+
+/// The HTTP server on `listener`: actix-web's app, served by actix-http's
+/// HTTP/1 service over each connection wrapped in
+/// [`HeadErrorsAsJson`](txwatch_http::HeadErrorsAsJson), so that the
+/// answers actix's parser writes itself (a malformed or oversized request
+/// head) are in the API's JSON error shape too. This is what
+/// `actix_web::HttpServer` assembles, less the socket wrapper it has no
+/// place for: the same worker count, keep-alive, client request and
+/// disconnect timeouts, graceful shutdown (idle keep-alive connections
+/// close when it starts) and shutdown timeout. Signals are ours: see `Application::run_until`.
+fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io::Result<Server> {
+    let local = listener.local_addr()?;
+    let http_config = settings.http.clone();
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        builder = builder.workers(settings.server.workers);
+    }
+    let shutting_down = builder.graceful_shutdown_signal();
+    builder
+        .listen("txwatch", listener, move || {
+            let app = App::new()
+                .wrap(txwatch_http::cors(&http_config))
+                .wrap(from_fn(txwatch_http::observe))
+                .configure(txwatch_http::configure(state.clone()))
+                .default_service(web::to(txwatch_http::not_found))
+                .into_factory()
+                .map_err(|error| error.error_response());
+            let shutting_down = shutting_down.clone();
+            let http = HttpService::build()
+                .client_request_timeout(Duration::from_secs(10))
+                // As HttpServer: a connection closed after an early answer
+                // (a 413 before the body) lingers a second, so the client
+                // finishes sending and reads it rather than meeting a reset.
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local)
+                .graceful_shutdown_signal(move || {
+                    let signal = shutting_down.clone();
+                    async move { signal.notified().await }
+                })
+                // Lets streams notice at once when their client closes.
+                .on_connect_ext(|connection: &HeadErrorsAsJson<TcpStream>, extensions| {
+                    txwatch_http::record_connection(connection, extensions)
+                })
+                .h1(map_config(app, |_| AppConfig::default()));
+            fn_service(|socket: TcpStream| async move {
+                let peer = socket.peer_addr().ok();
+                Ok::<_, DispatchError>((HeadErrorsAsJson::new(socket), peer))
+            })
+            .and_then(http)
+        })
+        .map(actix_server::ServerBuilder::run)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -352,3 +352,50 @@ async fn long_inputs_are_not_echoed_in_full_in_error_messages() {
         );
     }
 }
+
+#[tokio::test]
+async fn requests_the_http_parser_refuses_are_answered_in_json_too() {
+    let app = spawn_app().await;
+    let wait = std::time::Duration::from_secs(5);
+    let huge = format!(
+        "GET /health?{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "a".repeat(140 * 1024)
+    );
+    for (request, status, code) in [
+        (&b"GARBAGE / HTTP/1.1\r\n\r\n"[..], 400, "bad_request"),
+        (
+            b"GET /health HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        (huge.as_bytes(), 431, "headers_too_large"),
+    ] {
+        let answer = raw_exchange(&app.address, request, wait).await;
+        let (got, body) = raw_status_and_body(&answer);
+        assert_eq!(got, status, "{answer}");
+        assert_eq!(body["error"], code, "{answer}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+    }
+    // After an answer on a kept-alive connection, the bad request's answer
+    // is rewritten all the same, and the good one is left as it was.
+    let answer = raw_exchange(
+        &app.address,
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nBAD LINE\r\n\r\n",
+        wait,
+    )
+    .await;
+    let (first, second) = answer
+        .split_once("{\"health\":\"ok\"}")
+        .unwrap_or_else(|| panic!("the health answer first: {answer}"));
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    let (status, body) = raw_status_and_body(second);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{answer}"
+    );
+}
