@@ -15,7 +15,13 @@ need() {
   done
 }
 
+# build_release: the release binary in BIN; BENCH_BIN names another one
+# instead (an earlier build, for comparing two builds in the same minutes).
 build_release() {
+  if [[ -n ${BENCH_BIN:-} ]]; then
+    BIN=$(realpath "$BENCH_BIN")
+    return
+  fi
   cargo build --release --locked -q -p txwatch-server --bin txwatch
   BIN=$PWD/target/release/txwatch
 }

@@ -18,8 +18,9 @@
 //! answer is the last thing written on its connection (the dispatcher
 //! closes it next), which is where it is looked for: in the last few
 //! hundred bytes written, at the start of a write or after the answers
-//! before it on a kept-alive connection. That keeps the cost per write to
-//! a few hundred byte comparisons, whatever the size of the response.
+//! before it on a kept-alive connection, and only in a write that ends as
+//! a head does (most end with a body): one comparison for nearly every
+//! write, whatever the size of the response.
 
 use std::io;
 use std::pin::Pin;
@@ -82,6 +83,11 @@ impl<T> HeadErrorsAsJson<T> {
 /// Where in `buf` a dispatcher answer to rewrite starts, and the JSON
 /// answer to send instead of it (everything from there to the end).
 fn find_answer(buf: &[u8]) -> Option<(usize, Vec<u8>)> {
+    // Such an answer ends its write with the end of its head; nearly every
+    // other write ends with a body, and costs this one comparison.
+    if !buf.ends_with(b"\r\n\r\n") {
+        return None;
+    }
     let from = buf.len().saturating_sub(TAIL);
     REWRITES.iter().find_map(|(head, status, code, message)| {
         let start = (from..buf.len()).find(|&at| buf[at..].starts_with(head))?;

@@ -441,15 +441,26 @@ impl Pipeline {
     /// Runs every window step, each against the window of its origin,
     /// rebuilding from Postgres the windows Redis does not have.
     async fn step_all(&self, pending: &[Pending]) -> Result<Vec<Step>, ApiError> {
+        let Some(first) = pending.first() else {
+            return Ok(Vec::new());
+        };
+        let origin = first.transaction.origin();
+        // Nearly always one origin: a client's batch, or a simulation tick.
+        if pending.iter().all(|p| p.transaction.origin() == origin) {
+            let all: Vec<&Pending> = pending.iter().collect();
+            return self.step_origin(origin, &all).await;
+        }
         let mut results: Vec<Option<Step>> = vec![None; pending.len()];
         for origin in [Origin::Real, Origin::Simulated] {
-            let indices: Vec<usize> = (0..pending.len())
-                .filter(|&i| pending[i].transaction.origin() == origin)
-                .collect();
+            let (indices, of_origin): (Vec<usize>, Vec<&Pending>) = pending
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.transaction.origin() == origin)
+                .unzip();
             if indices.is_empty() {
                 continue;
             }
-            let steps = self.step_origin(origin, pending, indices.clone()).await?;
+            let steps = self.step_origin(origin, &of_origin).await?;
             for (i, step) in indices.into_iter().zip(steps) {
                 results[i] = Some(step);
             }
@@ -462,16 +473,15 @@ impl Pipeline {
             .collect()
     }
 
-    /// The steps of `pending[todo]`, all of `origin`, in order.
+    /// The steps of `pending`, all of `origin`, in order.
     async fn step_origin(
         &self,
         origin: Origin,
-        pending: &[Pending],
-        mut todo: Vec<usize>,
+        pending: &[&Pending],
     ) -> Result<Vec<Step>, ApiError> {
         let windows = self.windows_of(origin);
-        let order = todo.clone();
-        let mut results: HashMap<usize, Step> = HashMap::with_capacity(todo.len());
+        let mut results: Vec<Option<Step>> = vec![None; pending.len()];
+        let mut todo: Vec<usize> = (0..pending.len()).collect();
         let mut rebuilds: HashMap<UserId, Vec<WindowEntry>> = HashMap::new();
         for _ in 0..REBUILD_ROUNDS {
             if todo.is_empty() {
@@ -482,13 +492,13 @@ impl Pipeline {
                 let requests: Vec<StepRequest<'_>> = todo
                     .iter()
                     .map(|&i| {
-                        let p = &pending[i];
+                        let p = pending[i];
                         let user_id = p.transaction.user_id;
                         // The history goes with a user's first step only.
-                        let rebuild = if attached.insert(user_id) {
-                            rebuilds.get(&user_id).map(Vec::as_slice)
-                        } else {
+                        let rebuild = if rebuilds.is_empty() || !attached.insert(user_id) {
                             None
+                        } else {
+                            rebuilds.get(&user_id).map(Vec::as_slice)
                         };
                         StepRequest {
                             user_id,
@@ -513,7 +523,7 @@ impl Pipeline {
                         missing_users.push(user_id);
                     }
                 } else {
-                    results.insert(i, step);
+                    results[i] = Some(step);
                 }
             }
             if !missing_users.is_empty() {
@@ -525,10 +535,10 @@ impl Pipeline {
             }
             todo = missing;
         }
-        order
+        results
             .into_iter()
-            .map(|i| {
-                results.remove(&i).ok_or_else(|| {
+            .map(|step| {
+                step.ok_or_else(|| {
                     ApiError::Internal("a window could not be rebuilt after several tries".into())
                 })
             })
