@@ -39,9 +39,8 @@ pub struct HttpConfig {
     #[serde(default = "default_stream_buffer")]
     pub stream_buffer: usize,
     /// Most SSE streams one process holds; one more answers 503
-    /// `too_many_streams`. Each stream holds its socket and a duplicate of
-    /// it that watches for the client's close: keep the open-file limit
-    /// (`ulimit -n`) above twice this.
+    /// `too_many_streams`. Each stream holds a socket: keep the open-file
+    /// limit (`ulimit -n`) above this.
     #[serde(default = "default_max_streams")]
     pub max_streams: usize,
     /// Milliseconds a non-streaming request may take before it answers 503

@@ -1,22 +1,22 @@
-//! Noticing at once that a stream's client went away.
+//! Noticing soon that a stream's client went away.
 //!
 //! actix notices a closed connection only when a write to it fails, and a
 //! quiet stream writes only its keep-alive comment, every 15 s (the
 //! contract's period): a client that closed cleanly kept its stream, its
-//! place among `http.max_streams`, its subscription and its simulation for
-//! up to two periods. Writing more often would cost every open stream a
-//! write per period to find the few that left (10,000 streams at one
-//! comment a second: 10,000 writes a second) and still need two writes
-//! to see a close, and it would break the contract's period.
+//! place among `http.max_streams`, its subscription and its simulated feed
+//! for up to two periods. Writing more often would break the contract's
+//! period and still need two writes to see a close.
 //!
-//! Instead each stream watches its own socket for the client's close: the
-//! server records each connection's socket when it accepts it
-//! ([`record_connection`], for `HttpServer::on_connect`), and a stream
-//! registers a duplicate of it with the runtime for readability, which
-//! costs nothing until the client sends something. When the socket becomes
-//! readable, a one-byte `peek` (which leaves the data for actix) tells an
-//! end of stream or a reset (the client left) from bytes of a next request
-//! (it did not). The cost is one more file descriptor per open stream.
+//! Instead each stream looks at its own socket once a second
+//! ([`CHECK_EVERY`]): the server records each connection's socket when it
+//! accepts it ([`record_connection`], for the HTTP service's
+//! `on_connect_ext`), and a non-blocking one-byte `peek` (which leaves any
+//! data for actix) tells an end of stream or a reset (the client left) from
+//! nothing to read or bytes of a next request (it did not). That costs one
+//! timer and one system call per stream per second, and no file
+//! descriptor: an earlier version watched a duplicate of each socket for
+//! readability, which noticed at once but doubled the descriptors per
+//! stream (10,000 streams then need 20,000, past many machines' limit).
 //!
 //! Connections that are not plain TCP (TLS, which this server does not
 //! terminate) are not watched; their streams end at the first failed write,
@@ -24,18 +24,17 @@
 
 use std::any::Any;
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::dev::Extensions;
-use tokio::net::TcpStream;
 
 use crate::head_errors::HeadErrorsAsJson;
 
-/// How long to wait before looking again when the client sent bytes after
-/// its request (a pipelined request, which actix reads in its own time).
-const RECHECK: Duration = Duration::from_secs(1);
+/// How often a stream looks whether its client has gone.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The socket of a connection, as recorded when it was accepted.
 #[derive(Debug, Clone, Copy)]
@@ -58,45 +57,49 @@ pub fn record_connection(connection: &dyn Any, extensions: &mut Extensions) {
 }
 
 /// A watch on the socket of the connection a request arrived on.
-pub(crate) struct Hangup(Option<TcpStream>);
+pub(crate) struct Hangup(Option<RawFd>);
 
 impl Hangup {
     /// Watches `request`'s connection, if it was recorded.
     pub(crate) fn watch(request: &HttpRequest) -> Hangup {
-        let watched = request.conn_data::<ConnectionSocket>().and_then(|socket| {
-            // SAFETY: the descriptor is the socket of the connection this
-            // request arrived on. The connection's dispatcher owns it and
-            // runs this handler, so it stays open while we borrow it to
-            // make the duplicate, a descriptor of our own that is closed when
-            // the watch is dropped.
-            let borrowed = unsafe { BorrowedFd::borrow_raw(socket.0) };
-            let owned = borrowed.try_clone_to_owned().ok()?;
-            // The duplicate shares the original's open file, which the
-            // runtime made non-blocking, as `from_std` needs.
-            TcpStream::from_std(std::net::TcpStream::from(owned)).ok()
-        });
-        Hangup(watched)
+        Hangup(request.conn_data::<ConnectionSocket>().map(|socket| socket.0))
     }
 
     /// Completes once the client has closed or reset the connection; never
-    /// when the connection could not be watched.
+    /// when the connection could not be watched. Poll it only from the
+    /// response of the request it watches (see [`client_gone`]).
     pub(crate) async fn closed(self) {
         let Some(socket) = self.0 else {
             return std::future::pending().await;
         };
-        let mut probe = [0u8; 1];
         loop {
-            // Waits until the socket is readable; the byte stays for actix.
-            match socket.peek(&mut probe).await {
-                // End of stream: the client is gone.
-                Ok(0) => return,
-                // Bytes of a next request: not a close. Actix reads them
-                // when it gets to them; look again later rather than spin.
-                Ok(_) => tokio::time::sleep(RECHECK).await,
-                Err(error) if error.kind() == ErrorKind::Interrupted => {}
-                // A reset: the client is gone.
-                Err(_) => return,
+            tokio::time::sleep(CHECK_EVERY).await;
+            if client_gone(socket) {
+                return;
             }
         }
+    }
+}
+
+/// Whether the client of the connection on `socket` has closed or reset
+/// it: a one-byte `peek` that does not wait (the runtime made the socket
+/// non-blocking) and leaves any bytes for actix.
+fn client_gone(socket: RawFd) -> bool {
+    // SAFETY: `socket` is the descriptor of the connection whose response
+    // is being polled. The connection's dispatcher owns it and polls that
+    // response, so while this runs the descriptor is open and is that
+    // connection's. `ManuallyDrop` keeps it from being closed here.
+    let stream = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(socket) });
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe) {
+        // End of stream: the client is gone.
+        Ok(0) => true,
+        // Bytes of a next request: not a close; actix reads them in time.
+        Ok(_) => false,
+        Err(error) => match error.kind() {
+            ErrorKind::WouldBlock | ErrorKind::Interrupted => false,
+            // A reset, or the socket is otherwise broken: the client is gone.
+            _ => true,
+        },
     }
 }
