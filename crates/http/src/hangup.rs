@@ -62,7 +62,11 @@ pub(crate) struct Hangup(Option<RawFd>);
 impl Hangup {
     /// Watches `request`'s connection, if it was recorded.
     pub(crate) fn watch(request: &HttpRequest) -> Hangup {
-        Hangup(request.conn_data::<ConnectionSocket>().map(|socket| socket.0))
+        Hangup(
+            request
+                .conn_data::<ConnectionSocket>()
+                .map(|socket| socket.0),
+        )
     }
 
     /// Completes once the client has closed or reset the connection; never
