@@ -36,6 +36,7 @@
 //! [`AnyDetector`] picks one at run time, from configuration.
 
 mod any;
+mod calibration;
 mod ewma;
 mod finite;
 mod moments;
@@ -43,6 +44,7 @@ mod params;
 mod ring;
 mod robust;
 mod rolling_mean;
+mod run;
 mod sorted_window;
 mod zscore;
 
@@ -140,7 +142,11 @@ impl Verdict {
 pub struct Score {
     /// Flagged or not.
     pub is_anomaly: bool,
-    /// Graded suspicion in `[0, 1]`; above 0.5 exactly when flagged.
+    /// Calibrated suspicion in `[0, 1]`: `u / (u + 3)` for a value whose
+    /// estimated tail probability given the entity's past is `p = 10^-u`
+    /// (0 for an ordinary value, 0.5 at one in a thousand, 0.8 at 10^-12).
+    /// Comparable across entities and detectors; see the module docs for
+    /// how it relates to [`is_anomaly`](Score::is_anomaly).
     pub score: f64,
     /// Number of earlier values used.
     pub window_len: usize,
@@ -208,21 +214,13 @@ pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<(), Detec
     }
 }
 
-/// `r / (1 + r)` for a non-negative ratio `r` of "how far" to "how far is
-/// anomalous": 0.5 exactly at the limit, approaching 1 far beyond it. An
-/// infinite ratio (any departure from a spread of zero) scores 1.
-pub(crate) fn graded(ratio: f64) -> f64 {
-    if ratio.is_nan() || ratio <= 0.0 {
-        0.0
-    } else if ratio.is_infinite() {
-        1.0
-    } else {
-        ratio / (1.0 + ratio)
-    }
-}
-
 /// A verdict for a two-sided deviation test: `|value - center| / spread`
-/// against `limit` standard units.
+/// against `limit` standard units. The spread is floored at
+/// [`RELATIVE_FLOOR`](calibration::RELATIVE_FLOOR) of the level, so a flat
+/// history judges a small move by that floor instead of as infinitely
+/// unusual; a value equal to the center scores 0. The score is calibrated:
+/// the normal two-sided tail probability of the distance, see
+/// [`calibration`].
 pub(crate) fn two_sided(
     value: f64,
     center: f64,
@@ -230,26 +228,34 @@ pub(crate) fn two_sided(
     limit: f64,
     window_len: usize,
 ) -> Verdict {
-    let distance = (value - center).abs();
-    let reach = limit * spread;
-    let total = reach + distance;
-    let score = if reach > 0.0 && total.is_finite() {
-        // graded(distance / spread / limit) with one division instead of three.
-        distance / total
-    } else if spread > 0.0 && spread.is_finite() {
-        graded(distance / spread / limit)
-    } else if distance == 0.0 || distance.is_nan() {
-        0.0
-    } else {
-        1.0
-    };
+    let spread = calibration::floored_spread(spread, center);
+    let z = standard_units(value, center, spread);
     Verdict::Scored(Score {
-        // `score > 0.5` and `ratio > 1` are the same test, but rounding near
-        // the limit could make them disagree; the score decides.
-        is_anomaly: score > 0.5,
-        score,
+        is_anomaly: z > limit,
+        score: normal_score(z),
         window_len,
         baseline: center,
         threshold: center + limit * spread,
     })
+}
+
+/// `|value - center| / spread`: 0 at the center (and for NaN), infinite for
+/// any other value when the spread is 0.
+pub(crate) fn standard_units(value: f64, center: f64, spread: f64) -> f64 {
+    let distance = (value - center).abs();
+    if distance == 0.0 || distance.is_nan() {
+        0.0
+    } else {
+        distance / spread
+    }
+}
+
+/// The calibrated score of a distance of `z` standard units under a normal
+/// model, both tails.
+pub(crate) fn normal_score(z: f64) -> f64 {
+    if z == 0.0 {
+        0.0
+    } else {
+        calibration::score_from_ln_p(calibration::ln_normal_two_sided(z))
+    }
 }

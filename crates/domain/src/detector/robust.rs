@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::calibration::RELATIVE_FLOOR;
 use super::sorted_window::SortedWindow;
-use super::{Detector, DetectorConfigError, Verdict, check_positive, check_window, two_sided};
+use super::{
+    Detector, DetectorConfigError, Score, Verdict, check_positive, check_window, normal_score,
+    standard_units,
+};
 
 /// MAD of a normal distribution is 0.6745 of its standard deviation.
 const MAD_TO_SIGMA: f64 = 1.0 / 0.674_489_750_196_081_7;
@@ -15,7 +19,9 @@ const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 /// units of their median absolute deviation scaled to a standard deviation.
 /// A minority of outliers moves neither the median nor the MAD, so earlier
 /// spikes do not hide later ones. When more than half the window is one
-/// value (MAD 0), the mean absolute deviation stands in.
+/// value (MAD 0), the mean absolute deviation stands in, and the spread is
+/// never below that of a 1% move off the median (so after repeated values a
+/// small move is judged by that floor, and a repeat scores 0).
 ///
 /// By default it works on a log scale ([`RobustScale::Log`]): spending is
 /// heavy-tailed (an ordinary purchase ten times the median is common), and on
@@ -152,25 +158,47 @@ impl Detector for RobustZScore {
 }
 
 impl RobustZScore {
+    /// The least spread, on the detector's scale, around `center` (on that
+    /// scale): that of a move of 1% of the level in the values' own units.
+    fn floor(&self, center: f64) -> f64 {
+        match self.scale {
+            RobustScale::Linear => RELATIVE_FLOOR * center.abs(),
+            RobustScale::Log => {
+                let level = self.scale.back(center);
+                (self.scale.forward(level * (1.0 + RELATIVE_FLOOR)) - center).abs()
+            }
+        }
+    }
+
     /// Judges a value already converted to the detector's scale.
     fn score_scaled(&self, state: &RobustState, scaled: f64) -> Verdict {
         let window = &state.0;
         if window.len() < self.min_history {
             return Verdict::NotEnoughHistory { have: window.len() };
         }
-        let median = window.median();
-        let mad = window.median_abs_deviation(median);
-        let spread = if mad > 0.0 {
-            mad * MAD_TO_SIGMA
-        } else {
-            window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
+        let (median, spread) = match window.flat() {
+            Some(flat) => (flat, 0.0),
+            None => {
+                let median = window.median();
+                let mad = window.median_abs_deviation(median);
+                let spread = if mad > 0.0 {
+                    mad * MAD_TO_SIGMA
+                } else {
+                    window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
+                };
+                (median, spread)
+            }
         };
-        let mut verdict = two_sided(scaled, median, spread, self.threshold, window.len());
-        // Report baseline and threshold in the values' own units.
-        if let Verdict::Scored(score) = &mut verdict {
-            score.baseline = self.scale.back(score.baseline);
-            score.threshold = self.scale.back(score.threshold);
-        }
+        let spread = spread.max(self.floor(median));
+        let z = standard_units(scaled, median, spread);
+        let verdict = Verdict::Scored(Score {
+            is_anomaly: z > self.threshold,
+            score: normal_score(z),
+            window_len: window.len(),
+            // In the values' own units.
+            baseline: self.scale.back(median),
+            threshold: self.scale.back(median + self.threshold * spread),
+        });
         verdict
     }
 }
