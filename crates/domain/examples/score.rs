@@ -78,6 +78,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use txwatch_domain::{
     AnyDetector, Detector, DetectorConfigError, DetectorKind, DetectorParams, DetectorParamsError,
     RobustScale, Verdict,
@@ -239,6 +242,12 @@ enum ScoreError {
     /// `NaN`, an infinity, or a number beyond the f64 range.
     #[error("line {line}: value `{text}` is not a finite number")]
     NotFinite { line: u64, text: String },
+    /// A timestamp a time-aware detector cannot read.
+    #[error(
+        "line {line}: timestamp `{text}` is not a time (RFC 3339, `YYYY-MM-DD HH:MM:SS` in UTC, \
+         or seconds or milliseconds since 1970)"
+    )]
+    NotATime { line: u64, text: String },
     /// The input could not be read.
     #[error("reading the input")]
     Read(#[source] io::Error),
@@ -350,6 +359,10 @@ fn score_csv(input: impl Read, output: impl Write, options: &Options) -> Result<
         AnyDetector::ZScore(d) => score_rows(&d, options.input, &mut reader, &mut out),
         AnyDetector::Robust(d) => score_rows(&d, options.input, &mut reader, &mut out),
         AnyDetector::Ewma(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::Seasonal(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::RelativeEntropy(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::Knn(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::Auto(d) => score_rows(&d, options.input, &mut reader, &mut out),
     };
     // Rows before a bad line go out too, as they would have in a longer
     // stream whose buffer had already been written.
@@ -401,9 +414,17 @@ fn score_rows<D: Detector>(
             Err(problem) => return Err(problem.at(start_line(reader, &record), value_text)),
         };
         first = false;
+        let at = if detector.uses_time() {
+            Some(parse_time(timestamp).ok_or_else(|| ScoreError::NotATime {
+                line: start_line(reader, &record),
+                text: String::from_utf8_lossy(timestamp).into_owned(),
+            })?)
+        } else {
+            None
+        };
         let verdict = match entity {
-            None => detector.observe(&mut series, value),
-            Some(entity) => observe_entity(detector, &mut entities, entity, value),
+            None => observe(detector, &mut series, at, value),
+            Some(entity) => observe_entity(detector, &mut entities, entity, at, value),
         };
         let score = score_text.format(verdict.graded()).as_bytes();
         write_row(out, entity, timestamp, value_text, score).map_err(ScoreError::Write)?;
@@ -441,20 +462,68 @@ fn field(record: &csv::ByteRecord, index: usize) -> &[u8] {
     }
 }
 
+/// Scores `value`, with its time when the detector uses one.
+fn observe<D: Detector>(
+    detector: &D,
+    state: &mut D::State,
+    at: Option<OffsetDateTime>,
+    value: f64,
+) -> Verdict {
+    match at {
+        Some(at) => detector.observe_at(state, at, value),
+        None => detector.observe(state, value),
+    }
+}
+
 /// Scores `value` with the state of `entity`, created on its first row.
 fn observe_entity<D: Detector>(
     detector: &D,
     states: &mut HashMap<Vec<u8>, D::State>,
     entity: &[u8],
+    at: Option<OffsetDateTime>,
     value: f64,
 ) -> Verdict {
     if let Some(state) = states.get_mut(entity) {
-        return detector.observe(state, value);
+        return observe(detector, state, at, value);
     }
     let mut state = detector.new_state();
-    let verdict = detector.observe(&mut state, value);
+    let verdict = observe(detector, &mut state, at, value);
     states.insert(entity.to_vec(), state);
     verdict
+}
+
+/// A timestamp as RFC 3339 (`2024-01-01T09:30:00Z`, `...+05:30`), as
+/// `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS` (UTC; fractions of a
+/// second allowed), as a date (its midnight UTC), or as a whole number of
+/// seconds since 1970 (milliseconds from 10^11 on, i.e. from 1973 in
+/// milliseconds).
+fn parse_time(text: &[u8]) -> Option<OffsetDateTime> {
+    let text = std::str::from_utf8(text).ok()?.trim_ascii();
+    if let Ok(number) = text.parse::<i64>() {
+        let seconds = if number.abs() >= 100_000_000_000 {
+            number.div_euclid(1000)
+        } else {
+            number
+        };
+        return OffsetDateTime::from_unix_timestamp(seconds).ok();
+    }
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(at);
+    }
+    let naive = text.replacen('T', " ", 1);
+    let formats = [
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]"),
+    ];
+    for format in formats {
+        if let Ok(at) = PrimitiveDateTime::parse(&naive, format) {
+            return Some(at.assume_utc());
+        }
+    }
+    Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .ok()
+        .map(|date| date.midnight().assume_utc())
 }
 
 fn read_error(error: csv::Error) -> ScoreError {

@@ -36,15 +36,19 @@
 //! [`AnyDetector`] picks one at run time, from configuration.
 
 mod any;
+mod auto;
 mod calibration;
+mod entropy;
 mod ewma;
 mod finite;
+mod knn;
 mod moments;
 mod params;
 mod ring;
 mod robust;
 mod rolling_mean;
 mod run;
+mod seasonal;
 mod sorted_window;
 mod zscore;
 
@@ -54,12 +58,17 @@ mod properties;
 mod tests;
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 pub use any::{AnyDetector, AnyState, DetectorKind};
+pub use auto::{Auto, AutoState};
+pub use entropy::{RelativeEntropy, RelativeEntropyState};
 pub use ewma::{Ewma, EwmaState};
+pub use knn::{KnnConformal, KnnState};
 pub use params::{DetectorParams, DetectorParamsError};
 pub use robust::{RobustScale, RobustState, RobustZScore};
 pub use rolling_mean::{RollingMean, RollingMeanState};
+pub use seasonal::{Seasonal, SeasonalState};
 pub use zscore::{ZScore, ZScoreState};
 
 /// A streaming detector: parameters here, per-entity learning in
@@ -91,6 +100,46 @@ pub trait Detector {
         let mut state = self.new_state();
         for value in history {
             self.update(&mut state, value);
+        }
+        state
+    }
+
+    /// Whether the detector learns from when values happen (daily and
+    /// weekly rhythm). Such a detector should be given times through the
+    /// `*_at` methods; the others ignore times.
+    fn uses_time(&self) -> bool {
+        false
+    }
+
+    /// Judges `value`, which happened `at`, without learning from it. The
+    /// time counts in its own offset: a daily rhythm is learned in the
+    /// wall-clock time the timestamps carry.
+    fn score_at(&self, state: &Self::State, at: OffsetDateTime, value: f64) -> Verdict {
+        let _ = at;
+        self.score(state, value)
+    }
+
+    /// Learns `value`, which happened `at`.
+    fn update_at(&self, state: &mut Self::State, at: OffsetDateTime, value: f64) {
+        let _ = at;
+        self.update(state, value);
+    }
+
+    /// Judges `value`, which happened `at`, then learns it.
+    fn observe_at(&self, state: &mut Self::State, at: OffsetDateTime, value: f64) -> Verdict {
+        let verdict = self.score_at(state, at, value);
+        self.update_at(state, at, value);
+        verdict
+    }
+
+    /// A state that has learned `history` of `(time, value)`, oldest first.
+    fn state_from_timed_history(
+        &self,
+        history: impl IntoIterator<Item = (OffsetDateTime, f64)>,
+    ) -> Self::State {
+        let mut state = self.new_state();
+        for (at, value) in history {
+            self.update_at(&mut state, at, value);
         }
         state
     }

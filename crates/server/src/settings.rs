@@ -101,14 +101,29 @@ impl SimulatorSettings {
     }
 }
 
-/// How many recent amounts a user's Redis window keeps for `detector`: its
-/// window, or for EWMA (which needs none) enough to rebuild its state.
+/// How many recent transactions a user's Redis window keeps for
+/// `detector`: its window, or, for the detectors whose state is not a
+/// window, enough for the state rebuilt from them each step to have learned
+/// what it needs (README, Detector library, gives the cost per step).
+///
+/// - `ewma`: 20 (its weights after 20 values are 12% of the first).
+/// - `seasonal`: 200 (its level and spread settle within 60; its day and
+///   week profiles keep learning from every one).
+/// - `relative_entropy`: 5 windows (the first sets the bins, each quarter
+///   window after it is compared and learned: 16 comparisons at 32).
+/// - `knn`: its lagged vectors and as many calibration scores, `2 window +
+///   5`.
+/// - `auto`: 200, the most of its members.
 pub fn window_len(detector: &AnyDetector) -> usize {
     match detector {
         AnyDetector::RollingMean(d) => d.window(),
         AnyDetector::ZScore(d) => d.window(),
         AnyDetector::Robust(d) => d.window(),
         AnyDetector::Ewma(d) => d.min_history().max(20),
+        AnyDetector::Seasonal(d) => d.min_history().max(200),
+        AnyDetector::RelativeEntropy(d) => d.min_history().max(5 * d.window()),
+        AnyDetector::Knn(d) => d.min_history().max(2 * d.window() + 5),
+        AnyDetector::Auto(_) => 200,
     }
 }
 

@@ -202,7 +202,7 @@ proptest! {
     fn a_jump_of_ten_times_the_level_after_a_constant_series_scores_above_one_half(
         kind in kinds(),
         value in any_constant().prop_filter("a level to multiply", |v| v.abs() >= 1e-300 && v.abs() <= 1e300),
-        len in 30usize..100,
+        len in 100usize..200,
     ) {
         let detector = AnyDetector::with_defaults(kind);
         let state = detector.state_from_history(std::iter::repeat_n(value, len));

@@ -22,6 +22,10 @@ impl Ring {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.values.len()
     }

@@ -12,7 +12,7 @@ use super::{
 /// MAD of a normal distribution is 0.6745 of its standard deviation.
 const MAD_TO_SIGMA: f64 = 1.0 / 0.674_489_750_196_081_7;
 /// Mean absolute deviation of a normal distribution is 0.7979 of it.
-const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
+pub(crate) const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 
 /// Flags a value whose modified z-score (Iglewicz and Hoaglin) exceeds
 /// `threshold`: its distance from the median of the last `window` values, in
@@ -50,14 +50,14 @@ pub enum RobustScale {
 }
 
 impl RobustScale {
-    fn forward(self, value: f64) -> f64 {
+    pub(crate) fn forward(self, value: f64) -> f64 {
         match self {
             RobustScale::Log => value.signum() * value.abs().ln_1p(),
             RobustScale::Linear => value,
         }
     }
 
-    fn back(self, value: f64) -> f64 {
+    pub(crate) fn back(self, value: f64) -> f64 {
         match self {
             RobustScale::Log => (value.signum() * value.abs().exp_m1()).clamp(f64::MIN, f64::MAX),
             RobustScale::Linear => value,
