@@ -100,6 +100,54 @@ pub(crate) fn floored_spread(spread: f64, center: f64) -> f64 {
     }
 }
 
+/// A one-sided score is ranked only when at least this many past scores were
+/// as large; beyond the `TAIL_RANK`-th largest, the tail is extrapolated, so
+/// up to three earlier anomalies among the past scores do not hide the next.
+pub(crate) const TAIL_RANK: usize = 4;
+/// Where the `TAIL_RANK`-th largest of 50 to 100 half-normal scores lies,
+/// in spreads (its two-sided tail, 4/51 to 8/101, is at 1.76 to 1.75).
+pub(crate) const ANCHOR_UNITS: f64 = 1.75;
+
+/// `ln p` of a non-negative score `a` (larger: more unusual) given the
+/// `past` scores of the same kind (conformal): `(1 + #{past >= a}) / (n + 1)`
+/// when at least [`TAIL_RANK`] past scores were as large; beyond, that share
+/// at the `TAIL_RANK`-th largest past score times the decay of a normal
+/// tail whose spread puts that score at [`ANCHOR_UNITS`] spreads (or
+/// `spread_floor` when it is 0). Exact for exchangeable scores within its
+/// range, and still able to say "far beyond anything seen".
+pub(crate) fn conformal_ln_p(past: &super::ring::Ring, a: f64, spread_floor: f64) -> f64 {
+    if a == 0.0 || a.is_nan() {
+        return 0.0;
+    }
+    let n = past.len();
+    let mut at_least = 0usize;
+    // The TAIL_RANK largest past scores, largest first.
+    let mut top = [f64::NEG_INFINITY; TAIL_RANK];
+    for c in past.iter() {
+        at_least += usize::from(c >= a);
+        if c > top[TAIL_RANK - 1] {
+            let mut k = TAIL_RANK - 1;
+            while k > 0 && top[k - 1] < c {
+                top[k] = top[k - 1];
+                k -= 1;
+            }
+            top[k] = c;
+        }
+    }
+    let slots = (n + 1) as f64;
+    if at_least >= TAIL_RANK || n < TAIL_RANK {
+        return ((at_least + 1) as f64 / slots).ln();
+    }
+    let anchor = top[TAIL_RANK - 1].max(0.0);
+    let mut spread = anchor / ANCHOR_UNITS;
+    if !(spread > 0.0) {
+        spread = spread_floor;
+    }
+    ((TAIL_RANK as f64 / slots).ln() + ln_normal_two_sided(a / spread)
+        - ln_normal_two_sided(anchor / spread))
+    .min(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

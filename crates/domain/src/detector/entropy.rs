@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{
-    RELATIVE_FLOOR, floored_spread, ln_chi_square_even, ln_normal_two_sided, score_from_ln_p,
+    RELATIVE_FLOOR, conformal_ln_p, floored_spread, ln_chi_square_even, ln_normal_two_sided,
+    score_from_ln_p,
 };
 use super::ring::Ring;
 use super::run::Run;
@@ -67,6 +68,8 @@ pub struct RelativeEntropyState {
     since_learned: usize,
     seen: usize,
     run: Run,
+    /// The statistic of the last 100 values judged, to calibrate by rank.
+    statistics: Ring,
 }
 
 impl Default for RelativeEntropy {
@@ -169,6 +172,22 @@ struct Distribution {
     neg_entropy: f64,
 }
 
+impl RelativeEntropy {
+    /// The statistic of the window `value` closes against the best-matching
+    /// normal reference (any reference while none is normal yet); infinite
+    /// when there is none.
+    fn best_statistic(&self, state: &RelativeEntropyState, value: f64) -> f64 {
+        let window = self.distribution(&self.counts_with(state, value));
+        let any_established = state.references.iter().any(|r| r.matched >= ESTABLISHED);
+        state
+            .references
+            .iter()
+            .filter(|r| !any_established || r.matched >= ESTABLISHED)
+            .map(|r| self.statistic(&window, r))
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
 fn bin(edges: &[f64], value: f64) -> usize {
     edges.partition_point(|edge| *edge < value).min(BINS - 1)
 }
@@ -185,6 +204,7 @@ impl Detector for RelativeEntropy {
             since_learned: 0,
             seen: 0,
             run: Run::default(),
+            statistics: Ring::new(100),
         }
     }
 
@@ -209,22 +229,16 @@ impl Detector for RelativeEntropy {
                 threshold: flat * (1.0 + 3.29 * RELATIVE_FLOOR),
             });
         }
-        let window = self.distribution(&self.counts_with(state, value));
-        let established = state.references.iter().filter(|r| r.matched >= ESTABLISHED);
-        let any_established = state.references.iter().any(|r| r.matched >= ESTABLISHED);
-        let best = if any_established {
-            established
-                .map(|r| self.statistic(&window, r))
-                .fold(f64::INFINITY, f64::min)
-        } else {
-            state
-                .references
-                .iter()
-                .map(|r| self.statistic(&window, r))
-                .fold(f64::INFINITY, f64::min)
-        };
+        let best = self.best_statistic(state, value);
         let ln_tail = if best.is_finite() {
-            ln_chi_square_even(best, (BINS - 1) / 2)
+            // The chi-square tail assumes independent values; overlapping
+            // windows of real series are not, so the statistic is also
+            // ranked among its own recent values, and the larger tail holds.
+            ln_chi_square_even(best, (BINS - 1) / 2).max(conformal_ln_p(
+                &state.statistics,
+                best,
+                1.0,
+            ))
         } else {
             0.0
         };
@@ -241,6 +255,12 @@ impl Detector for RelativeEntropy {
     fn update(&self, state: &mut RelativeEntropyState, value: f64) {
         if !value.is_finite() {
             return;
+        }
+        if state.seen >= self.min_history && !state.edges.is_empty() {
+            let best = self.best_statistic(state, value);
+            if best.is_finite() {
+                state.statistics.push(best);
+            }
         }
         state.seen = state.seen.saturating_add(1);
         state.run.push(value);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::calibration::{RELATIVE_FLOOR, score_from_ln_p};
+use super::calibration::{RELATIVE_FLOOR, conformal_ln_p, score_from_ln_p};
 use super::ring::Ring;
 use super::run::Run;
 use super::{Detector, DetectorConfigError, Score, Verdict};
@@ -11,7 +11,6 @@ use super::{Detector, DetectorConfigError, Score, Verdict};
 const DIM: usize = 6;
 /// Neighbours whose distances make the nonconformity (the paper's `k`).
 const K: usize = 5;
-
 /// Flags a value whose recent trajectory is unlike its past ones, after
 /// Burnaev and Ishimtsev, "Conformalized density- and distance-based
 /// anomaly detection in time-series data" (2016): each value closes a
@@ -26,13 +25,14 @@ const K: usize = 5;
 ///   keep, and no squares to underflow or overflow at extreme magnitudes
 ///   (1e-300 or 1e300), so the state is the last `window + 5` values and `window`
 ///   nonconformities, O(`window` x 6) per value.
-/// - A conformal p-value cannot go below `1 / (window + 1)`; beyond the
-///   largest calibration score the tail is extrapolated exponentially
-///   (scale: the largest minus the median calibration score over `ln((window
-///   + 1) / 2)`, which puts the median at one half and the largest at
-///   `1 / (window + 1)`), so a value far beyond everything seen still reaches
-///   a high score. When every calibration score is equal (a flat or exactly
-///   repeating series) the scale is 1% of the level per neighbour.
+/// - A conformal p-value cannot go below `1 / (window + 1)`, and earlier
+///   anomalies among the calibration scores would hide later ones. So a
+///   score is ranked only when at least 4 calibration scores were as large;
+///   beyond the fourth largest, the tail follows the decay of a normal tail
+///   whose spread puts that fourth largest where it would be among normal
+///   scores (1.75 spreads), so a value far beyond everything seen still
+///   reaches a high score. When the calibration scores are all 0 (a flat or
+///   exactly repeating series) the spread is 1% of the level per neighbour.
 /// - A flagged value is left out of the distances of the lagged vectors
 ///   that hold it afterwards, so one spike raises one alarm and not six
 ///   (the "reduce false positives" step of the published detector).
@@ -150,34 +150,8 @@ impl KnnConformal {
 
     /// The calibrated score of nonconformity `a`.
     fn judge(&self, state: &KnnState, a: f64) -> f64 {
-        if a == 0.0 || a.is_nan() {
-            return 0.0;
-        }
-        let n = state.calibration.len();
-        let (mut at_least, mut largest) = (0usize, f64::NEG_INFINITY);
-        for c in state.calibration.iter() {
-            at_least += usize::from(c >= a);
-            largest = largest.max(c);
-        }
-        let slots = (n + 1) as f64;
-        let ln_p = if at_least > 0 {
-            ((at_least + 1) as f64 / slots).ln()
-        } else {
-            // Beyond every calibration score: an exponential tail.
-            let median = median_of(&state.calibration);
-            let mut scale = (largest - median) / (slots / 2.0).ln();
-            if !(scale > 0.0) {
-                scale = K as f64 * RELATIVE_FLOOR * level(state).abs();
-            }
-            let excess = (a - largest.max(0.0)) / scale;
-            (1.0 / slots).ln()
-                - if excess.is_nan() {
-                    f64::INFINITY
-                } else {
-                    excess
-                }
-        };
-        score_from_ln_p(ln_p)
+        let floor = K as f64 * RELATIVE_FLOOR * level(state).abs();
+        score_from_ln_p(conformal_ln_p(&state.calibration, a, floor))
     }
 
     fn verdict(&self, state: &KnnState, value: f64) -> (Verdict, Option<f64>) {
@@ -297,21 +271,6 @@ impl From<Slide> for Ring {
         }
         ring
     }
-}
-
-/// The median of a ring's values, without allocating: the value with as
-/// many others below as above (a selection by counting, O(n^2) over at most
-/// `window` values, only when a value beats every calibration score).
-fn median_of(ring: &Ring) -> f64 {
-    let n = ring.len();
-    for candidate in ring.iter() {
-        let below = ring.iter().filter(|v| *v < candidate).count();
-        let equal = ring.iter().filter(|v| *v == candidate).count();
-        if below <= n / 2 && n / 2 < below + equal {
-            return candidate;
-        }
-    }
-    0.0
 }
 
 impl Detector for KnnConformal {

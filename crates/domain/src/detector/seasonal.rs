@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::calibration::{RELATIVE_FLOOR, score_from_ln_p};
+use super::ring::Ring;
 use super::robust::{MEAN_AD_TO_SIGMA, RobustScale};
 use super::run::Run;
 use super::{Detector, DetectorConfigError, Score, Verdict, calibration, standard_units};
@@ -13,10 +14,25 @@ const DAY_SLOTS: usize = 48;
 const SECONDS_PER_SLOT: i64 = 86_400 / DAY_SLOTS as i64;
 /// Weight of the newest residual in the level.
 const LEVEL_RATE: f64 = 0.05;
-/// Weight of the newest residual in its half hour's and its weekday's
-/// effect (what the level did not take).
+/// Weight of the newest residual (what the level did not take) in its half
+/// hour's effect, per half hour of data, and in its weekday's effect, per
+/// day of data: a value stands for the time since the one before it (the
+/// typical gap), so the effects learn at the same pace in time whether
+/// values come every minute or every few hours.
 const DAY_RATE: f64 = 0.1;
-const WEEK_RATE: f64 = 0.05;
+const WEEK_RATE: f64 = 0.2;
+/// Weight of the newest gap in the typical gap between values.
+const GAP_RATE: f64 = 0.05;
+/// Residuals kept to calibrate against (see [`Seasonal`]).
+const CALIBRATION: usize = 100;
+/// A residual is calibrated by rank only when at least this many past ones
+/// were as large; rarer ones by the normal tail's decay from the
+/// `TAIL_RANK`-th largest, so up to `TAIL_RANK - 1` earlier spikes among
+/// the past residuals do not make the next spike look ordinary.
+const TAIL_RANK: usize = 4;
+/// Standard units of the `TAIL_RANK`-th farthest of [`CALIBRATION`] normal
+/// residuals on one side: the two-sided tail `2 x 4 / 101` is at 1.75.
+const ANCHOR_UNITS: f64 = 1.75;
 /// Weight of the newest absolute residual in the spread.
 const SPREAD_RATE: f64 = 0.05;
 /// Residuals are clipped at this many spreads before they are learned, so
@@ -35,16 +51,26 @@ const Z_AT_HALF: f64 = 3.290_526_731_491_926;
 /// payment-like and monitoring series with a daily and weekly rhythm.
 ///
 /// Given times ([`Detector::observe_at`]) it learns the rhythm in the
-/// timestamps' own wall-clock time; without them
+/// timestamps' own wall-clock time, at a pace set in time rather than in
+/// values (it measures the typical gap between values); without times
 /// ([`Detector::observe`]) it is a robust exponentially weighted baseline.
-/// Flags a value when its score is above 0.5 (a two-sided normal tail below
-/// one in a thousand). Default minimum history: 30 values.
+///
+/// Its tail probability is the larger of the normal tail of the
+/// standardized residual and an empirical one: the share of the last 100
+/// residuals on the same side at least as large (conformal, counting
+/// itself), extended beyond the fourth largest of them by the normal tail's
+/// decay (so up to three earlier spikes do not hide the next). So
+/// ordinary values that a normal model calls rare, because the series is a
+/// mixture (a subscription amount repeated exactly, and now and then
+/// another fixed amount), are scored as often as they really come. Flags a
+/// value when its score is above 0.5 (below one in a thousand). Default
+/// minimum history: 30 values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seasonal {
     min_history: usize,
 }
 
-/// What [`Seasonal`] remembers: 58 numbers.
+/// What [`Seasonal`] remembers: about 160 numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeasonalState {
     level: f64,
@@ -56,6 +82,11 @@ pub struct SeasonalState {
     spread: f64,
     count: usize,
     run: Run,
+    /// The last time learned, in local seconds, and the typical gap.
+    last_at: Option<i64>,
+    gap: f64,
+    /// The last residuals (signed, on the log scale).
+    residuals: Ring,
 }
 
 impl Default for Seasonal {
@@ -84,9 +115,10 @@ impl Seasonal {
         self.min_history
     }
 
-    fn judge(&self, state: &SeasonalState, at: Option<Slot>, value: f64) -> Verdict {
+    /// The verdict on `value`, and its residual (0 while warming up).
+    fn judge(&self, state: &SeasonalState, at: Option<Slot>, value: f64) -> (Verdict, f64) {
         if state.count < self.min_history {
-            return Verdict::NotEnoughHistory { have: state.count };
+            return (Verdict::NotEnoughHistory { have: state.count }, 0.0);
         }
         let scale = RobustScale::Log;
         let y = scale.forward(value);
@@ -99,29 +131,45 @@ impl Seasonal {
         let score = if z == 0.0 {
             0.0
         } else {
-            score_from_ln_p(calibration::ln_normal_two_sided(z))
+            score_from_ln_p(calibrated_ln_p(&state.residuals, y - center, sigma))
         };
-        Verdict::Scored(Score {
+        let verdict = Verdict::Scored(Score {
             is_anomaly: score > 0.5,
             score,
             window_len: state.count,
             baseline: scale.back(center),
             threshold: scale.back(center + Z_AT_HALF * sigma),
-        })
+        });
+        (verdict, if z == 0.0 { 0.0 } else { y - center })
     }
 
-    fn learn(&self, state: &mut SeasonalState, at: Option<Slot>, value: f64) {
+    fn learn(&self, state: &mut SeasonalState, at: Option<(Slot, i64)>, value: f64, r: f64) {
         if !value.is_finite() {
             return;
         }
         let y = RobustScale::Log.forward(value);
         state.run.push(value);
         state.count = state.count.saturating_add(1);
+        if let Some((_, seconds)) = at {
+            if let Some(last) = state.last_at {
+                let gap = (seconds - last).clamp(0, 7 * 86_400) as f64;
+                state.gap = if state.gap > 0.0 {
+                    state.gap + GAP_RATE * (gap - state.gap)
+                } else {
+                    gap
+                };
+            }
+            state.last_at = Some(seconds);
+        }
         if state.count == 1 {
             state.level = y;
             return;
         }
-        let residual = y - state.expected(at);
+        if state.count > self.min_history && r.is_finite() {
+            state.residuals.push(r);
+        }
+        let slot = at.map(|(slot, _)| slot);
+        let residual = y - state.expected(slot);
         let limit = CLIP * (state.spread * MEAN_AD_TO_SIGMA).max(floor(state.level));
         // While it warms up nothing is clipped: the spread is still forming.
         let clipped = if state.count > self.min_history {
@@ -130,10 +178,11 @@ impl Seasonal {
             residual
         };
         state.level += LEVEL_RATE * clipped;
-        if let Some(slot) = at {
+        if let Some(slot) = slot {
             let rest = (1.0 - LEVEL_RATE) * clipped;
-            state.day[slot.day] += DAY_RATE * rest;
-            state.week[slot.week] += WEEK_RATE * rest;
+            let gap = state.gap.max(1.0);
+            state.day[slot.day] += DAY_RATE * (gap / SECONDS_PER_SLOT as f64).min(1.0) * rest;
+            state.week[slot.week] += WEEK_RATE * (gap / 86_400.0).min(1.0) * rest;
         }
         let deviation = if state.count > self.min_history {
             residual.abs().min(2.0 * limit)
@@ -144,6 +193,62 @@ impl Seasonal {
     }
 }
 
+/// `ln p` for a signed residual `r` (on the log scale) with spread
+/// `sigma`: the larger of the normal two-sided tail of `r / sigma` and an
+/// empirical two-sided tail from the `past` residuals on the same side: by
+/// rank (conformal, `2 (1 + #{same side, at least as far}) / (n + 1)`) when
+/// at least [`TAIL_RANK`] past residuals were as far, else `2 TAIL_RANK /
+/// (n + 1)` times the normal tail's decay from the `TAIL_RANK`-th farthest
+/// on that side (with a spread of at least that residual over
+/// [`ANCHOR_UNITS`]). Ranks are of raw residuals, not standardized ones: the
+/// spread of a mixture (one amount repeated, another now and then) shrinks
+/// during each run of repeats, but the other amount's residual stays what
+/// it was. The side matters: a small fixed fee far below the usual amount
+/// does not make amounts far above it ordinary.
+fn calibrated_ln_p(past: &Ring, r: f64, sigma: f64) -> f64 {
+    let distance = r.abs();
+    let normal = calibration::ln_normal_two_sided(distance / sigma);
+    let n = past.len();
+    if n < TAIL_RANK {
+        return normal;
+    }
+    let mut at_least = 0usize;
+    // The TAIL_RANK farthest on r's side, farthest first.
+    let mut top = [f64::NEG_INFINITY; TAIL_RANK];
+    for p in past.iter() {
+        if (p >= 0.0) != (r >= 0.0) {
+            continue;
+        }
+        let p = p.abs();
+        at_least += usize::from(p >= distance);
+        if p > top[TAIL_RANK - 1] {
+            let mut k = TAIL_RANK - 1;
+            while k > 0 && top[k - 1] < p {
+                top[k] = top[k - 1];
+                k -= 1;
+            }
+            top[k] = p;
+        }
+    }
+    let slots = (n + 1) as f64;
+    let empirical = if at_least >= TAIL_RANK {
+        (2.0 * (at_least + 1) as f64 / slots).ln()
+    } else if top[TAIL_RANK - 1].is_finite() {
+        // The normal tail's decay from the TAIL_RANK-th farthest, with a
+        // spread of at least what that residual implies: among 100 normal
+        // residuals, the fourth farthest on one side is about 1.75 spreads
+        // out. A mixture whose spread shrinks between its rarer values is
+        // thus judged by how far those values go, not by its quiet runs.
+        let anchor = top[TAIL_RANK - 1];
+        let spread = sigma.max(anchor / ANCHOR_UNITS);
+        (2.0 * TAIL_RANK as f64 / slots).ln() + calibration::ln_normal_two_sided(distance / spread)
+            - calibration::ln_normal_two_sided(anchor / spread)
+    } else {
+        normal
+    };
+    normal.max(empirical).min(0.0)
+}
+
 /// Where a time falls in the day and the week.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -152,8 +257,13 @@ struct Slot {
 }
 
 impl Slot {
-    fn of(at: OffsetDateTime) -> Slot {
+    /// The slot of `at`, and `at` in local seconds since 1970.
+    fn at(at: OffsetDateTime) -> (Slot, i64) {
         let local = at.unix_timestamp() + i64::from(at.offset().whole_seconds());
+        (Slot::of_local(local), local)
+    }
+
+    fn of_local(local: i64) -> Slot {
         let days = local.div_euclid(86_400);
         Slot {
             day: (local.rem_euclid(86_400) / SECONDS_PER_SLOT) as usize,
@@ -190,15 +300,25 @@ impl Detector for Seasonal {
             spread: 0.0,
             count: 0,
             run: Run::default(),
+            last_at: None,
+            gap: 0.0,
+            residuals: Ring::new(CALIBRATION),
         }
     }
 
     fn score(&self, state: &SeasonalState, value: f64) -> Verdict {
-        self.judge(state, None, value)
+        self.judge(state, None, value).0
     }
 
     fn update(&self, state: &mut SeasonalState, value: f64) {
-        self.learn(state, None, value);
+        let (_, z) = self.judge(state, None, value);
+        self.learn(state, None, value, z);
+    }
+
+    fn observe(&self, state: &mut SeasonalState, value: f64) -> Verdict {
+        let (verdict, z) = self.judge(state, None, value);
+        self.learn(state, None, value, z);
+        verdict
     }
 
     fn uses_time(&self) -> bool {
@@ -206,17 +326,19 @@ impl Detector for Seasonal {
     }
 
     fn score_at(&self, state: &SeasonalState, at: OffsetDateTime, value: f64) -> Verdict {
-        self.judge(state, Some(Slot::of(at)), value)
+        self.judge(state, Some(Slot::at(at).0), value).0
     }
 
     fn update_at(&self, state: &mut SeasonalState, at: OffsetDateTime, value: f64) {
-        self.learn(state, Some(Slot::of(at)), value);
+        let at = Slot::at(at);
+        let (_, z) = self.judge(state, Some(at.0), value);
+        self.learn(state, Some(at), value, z);
     }
 
     fn observe_at(&self, state: &mut SeasonalState, at: OffsetDateTime, value: f64) -> Verdict {
-        let slot = Some(Slot::of(at));
-        let verdict = self.judge(state, slot, value);
-        self.learn(state, slot, value);
+        let at = Slot::at(at);
+        let (verdict, z) = self.judge(state, Some(at.0), value);
+        self.learn(state, Some(at), value, z);
         verdict
     }
 }
@@ -230,7 +352,7 @@ mod tests {
     #[test]
     fn slots_follow_the_timestamps_own_wall_clock() {
         let check = |at: OffsetDateTime, day: usize, week: usize| {
-            let slot = Slot::of(at);
+            let slot = Slot::at(at).0;
             assert_eq!((slot.day, slot.week), (day, week), "{at}");
         };
         check(datetime!(1970-01-01 00:00 UTC), 0, 3);
