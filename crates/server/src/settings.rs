@@ -389,6 +389,35 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[test]
+    fn every_detector_kind_loads_from_the_environment_with_a_window_it_can_rebuild_from() {
+        use txwatch_domain::{Detector, DetectorKind};
+        for kind in DetectorKind::ALL {
+            let settings =
+                load(&[("APP_DETECTOR__KIND", kind.as_str())]).expect("every kind is valid");
+            let detector = settings.detector.build().expect("valid");
+            assert_eq!(detector, AnyDetector::with_defaults(kind));
+            // The window holds enough history for a verdict.
+            let len = window_len(&detector);
+            let state = detector.state_from_history((0..len).map(|i| 100.0 + (i % 7) as f64));
+            assert!(
+                detector.score(&state, 100.0).score().is_some(),
+                "{}: a window of {len} is not enough to judge",
+                kind.as_str()
+            );
+        }
+        assert_eq!(
+            window_len(&AnyDetector::with_defaults(DetectorKind::Auto)),
+            200
+        );
+        let error = load(&[
+            ("APP_DETECTOR__KIND", "auto"),
+            ("APP_DETECTOR__WINDOW", "40"),
+        ])
+        .expect_err("auto takes no window");
+        assert!(matches!(error, SettingsError::Detector(_)), "{error:?}");
+    }
+
     /// `.env.example` lines `NAME=value`, commented-out ones included.
     fn env_example() -> Vec<(String, String)> {
         include_str!("../../../.env.example")
