@@ -210,3 +210,71 @@ proptest! {
         prop_assert!(verdict.graded() > 0.5, "{:?} scored {:?} for {} after {}", kind, verdict, value * 10.0, value);
     }
 }
+
+/// Times a minute to a week apart, in several offsets, from 2024.
+fn times(len: usize) -> impl Strategy<Value = Vec<time::OffsetDateTime>> {
+    (
+        prop::collection::vec(60i64..7 * 86_400, len),
+        prop::sample::select(vec![0i32, 19_800, -18_000]),
+    )
+        .prop_map(|(gaps, offset)| {
+            let offset = time::UtcOffset::from_whole_seconds(offset).expect("a valid offset");
+            let mut at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_723);
+            gaps.into_iter()
+                .map(|gap| {
+                    at += time::Duration::seconds(gap);
+                    at.to_offset(offset)
+                })
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn with_times_a_restored_state_continues_exactly_and_observe_equals_score_then_update(
+        kind in kinds(),
+        (values, at) in prop::collection::vec(any_finite(), 0..150)
+            .prop_flat_map(|values| { let n = values.len(); (Just(values), times(n)) }),
+        split in 0usize..150,
+    ) {
+        let detector = AnyDetector::with_defaults(kind);
+        let split = split.min(values.len());
+        let mut observed = detector.new_state();
+        let mut stepwise = detector.new_state();
+        for (value, at) in values[..split].iter().zip(&at) {
+            let a = detector.observe_at(&mut observed, *at, *value);
+            let b = detector.score_at(&stepwise, *at, *value);
+            detector.update_at(&mut stepwise, *at, *value);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            prop_assert!((0.0..=1.0).contains(&a.graded()), "{:?} scored {:?}", kind, a);
+        }
+        prop_assert_eq!(&observed, &stepwise);
+        let saved = serde_json::to_string(&observed).expect("serializes");
+        let mut restored: AnyState = serde_json::from_str(&saved).expect("deserializes");
+        prop_assert_eq!(&restored, &observed);
+        for (value, at) in values[split..].iter().zip(&at[split..]) {
+            let a = detector.observe_at(&mut observed, *at, *value);
+            let b = detector.observe_at(&mut restored, *at, *value);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        }
+        prop_assert_eq!(restored, observed);
+    }
+
+    #[test]
+    fn detectors_that_ignore_time_judge_the_same_with_or_without_it(
+        kind in kinds().prop_filter("ignores time", |k| !AnyDetector::with_defaults(*k).uses_time()),
+        (values, at) in prop::collection::vec(moderate(), 0..80)
+            .prop_flat_map(|values| { let n = values.len(); (Just(values), times(n)) }),
+    ) {
+        let detector = AnyDetector::with_defaults(kind);
+        let mut timed = detector.new_state();
+        let mut plain = detector.new_state();
+        for (value, at) in values.iter().zip(&at) {
+            let a = detector.observe_at(&mut timed, *at, *value);
+            let b = detector.observe(&mut plain, *value);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        }
+    }
+}
