@@ -113,18 +113,26 @@ pub(crate) const ANCHOR_UNITS: f64 = 1.75;
 /// when at least [`TAIL_RANK`] past scores were as large; beyond, that share
 /// at the `TAIL_RANK`-th largest past score times the decay of a normal
 /// tail whose spread puts that score at [`ANCHOR_UNITS`] spreads (or
-/// `spread_floor` when it is 0). Exact for exchangeable scores within its
+/// `spread_floor()` when it is 0). Exact for exchangeable scores within its
 /// range, and still able to say "far beyond anything seen".
-pub(crate) fn conformal_ln_p(past: &super::ring::Ring, a: f64, spread_floor: f64) -> f64 {
+pub(crate) fn conformal_ln_p(
+    past: &super::ring::Ring,
+    a: f64,
+    spread_floor: impl FnOnce() -> f64,
+) -> f64 {
     if a == 0.0 || a.is_nan() {
         return 0.0;
     }
     let n = past.len();
-    let mut at_least = 0usize;
-    // The TAIL_RANK largest past scores, largest first.
+    let (older, newer) = past.as_slices();
+    let at_least = older.iter().chain(newer).filter(|c| **c >= a).count();
+    let slots = (n + 1) as f64;
+    if at_least >= TAIL_RANK || n < TAIL_RANK {
+        return ((at_least + 1) as f64 / slots).ln();
+    }
+    // The TAIL_RANK largest past scores, largest first (only needed here).
     let mut top = [f64::NEG_INFINITY; TAIL_RANK];
-    for c in past.iter() {
-        at_least += usize::from(c >= a);
+    for &c in older.iter().chain(newer) {
         if c > top[TAIL_RANK - 1] {
             let mut k = TAIL_RANK - 1;
             while k > 0 && top[k - 1] < c {
@@ -134,14 +142,10 @@ pub(crate) fn conformal_ln_p(past: &super::ring::Ring, a: f64, spread_floor: f64
             top[k] = c;
         }
     }
-    let slots = (n + 1) as f64;
-    if at_least >= TAIL_RANK || n < TAIL_RANK {
-        return ((at_least + 1) as f64 / slots).ln();
-    }
     let anchor = top[TAIL_RANK - 1].max(0.0);
     let mut spread = anchor / ANCHOR_UNITS;
     if !(spread > 0.0) {
-        spread = spread_floor;
+        spread = spread_floor();
     }
     ((TAIL_RANK as f64 / slots).ln() + ln_normal_two_sided(a / spread)
         - ln_normal_two_sided(anchor / spread))

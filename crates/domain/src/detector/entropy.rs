@@ -121,12 +121,6 @@ impl RelativeEntropy {
         (self.window / 4).max(1)
     }
 
-    /// `ln` of the smoothed probabilities of `counts` over `total` values.
-    fn ln_probabilities(&self, counts: &[u32; BINS]) -> [f64; BINS] {
-        let total = self.window as f64 + PSEUDO * BINS as f64;
-        counts.map(|c| ((f64::from(c) + PSEUDO) / total).ln())
-    }
-
     /// `2 W D(P || Q)` against `reference`, for a window whose
     /// distribution is `window`.
     fn statistic(&self, window: &Distribution, reference: &Reference) -> f64 {
@@ -140,8 +134,9 @@ impl RelativeEntropy {
     }
 
     fn distribution(&self, counts: &[u32; BINS]) -> Distribution {
-        let ln_p = self.ln_probabilities(counts);
-        let p = ln_p.map(f64::exp);
+        let total = self.window as f64 + PSEUDO * BINS as f64;
+        let p = counts.map(|c| (f64::from(c) + PSEUDO) / total);
+        let ln_p = p.map(f64::ln);
         let neg_entropy = p.iter().zip(&ln_p).map(|(p, lp)| p * lp).sum();
         Distribution {
             ln_p,
@@ -209,8 +204,27 @@ impl Detector for RelativeEntropy {
     }
 
     fn score(&self, state: &RelativeEntropyState, value: f64) -> Verdict {
+        self.judge(state, value).0
+    }
+
+    fn update(&self, state: &mut RelativeEntropyState, value: f64) {
+        self.learn(state, value, None);
+    }
+
+    /// Judges and learns with one comparison against the references.
+    fn observe(&self, state: &mut RelativeEntropyState, value: f64) -> Verdict {
+        let (verdict, statistic) = self.judge(state, value);
+        self.learn(state, value, statistic);
+        verdict
+    }
+}
+
+impl RelativeEntropy {
+    /// The verdict on `value`, and the statistic it was judged by (when it
+    /// was compared with the references).
+    fn judge(&self, state: &RelativeEntropyState, value: f64) -> (Verdict, Option<f64>) {
         if state.seen < self.min_history || state.edges.is_empty() {
-            return Verdict::NotEnoughHistory { have: state.seen };
+            return (Verdict::NotEnoughHistory { have: state.seen }, None);
         }
         let window_len = state.values.len();
         if let Some(flat) = state.run.flat_over(window_len) {
@@ -221,13 +235,14 @@ impl Detector for RelativeEntropy {
             } else {
                 score_from_ln_p(ln_normal_two_sided(z))
             };
-            return Verdict::Scored(Score {
+            let verdict = Verdict::Scored(Score {
                 is_anomaly: score > 0.5,
                 score,
                 window_len,
                 baseline: flat,
                 threshold: flat * (1.0 + 3.29 * RELATIVE_FLOOR),
             });
+            return (verdict, None);
         }
         let best = self.best_statistic(state, value);
         let ln_tail = if best.is_finite() {
@@ -237,27 +252,29 @@ impl Detector for RelativeEntropy {
             ln_chi_square_even(best, (BINS - 1) / 2).max(conformal_ln_p(
                 &state.statistics,
                 best,
-                1.0,
+                || 1.0,
             ))
         } else {
             0.0
         };
         let score = score_from_ln_p(ln_tail);
-        Verdict::Scored(Score {
+        let verdict = Verdict::Scored(Score {
             is_anomaly: score > 0.5,
             score,
             window_len,
             baseline: state.edges[BINS / 2 - 1],
             threshold: state.edges[BINS - 2],
-        })
+        });
+        (verdict, Some(best))
     }
 
-    fn update(&self, state: &mut RelativeEntropyState, value: f64) {
+    /// Learns `value`; `statistic` is its window's, if already computed.
+    fn learn(&self, state: &mut RelativeEntropyState, value: f64, statistic: Option<f64>) {
         if !value.is_finite() {
             return;
         }
         if state.seen >= self.min_history && !state.edges.is_empty() {
-            let best = self.best_statistic(state, value);
+            let best = statistic.unwrap_or_else(|| self.best_statistic(state, value));
             if best.is_finite() {
                 state.statistics.push(best);
             }

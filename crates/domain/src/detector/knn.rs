@@ -100,8 +100,10 @@ impl KnnConformal {
     }
 
     /// The nonconformity of `value` closing a lagged vector after the
-    /// values in `state`, or `None` with fewer than `K` earlier vectors.
-    fn nonconformity(&self, state: &KnnState, value: f64) -> Option<f64> {
+    /// values in `state`, and the mean of the values that closed its nearest
+    /// neighbours (what the trajectory led to before: the baseline); `None`
+    /// with fewer than `K` earlier vectors.
+    fn nonconformity(&self, state: &KnnState, value: f64) -> Option<(f64, f64)> {
         let held = state.values.len();
         if held < DIM - 1 + K {
             return None;
@@ -114,43 +116,52 @@ impl KnnConformal {
         let mut query = [0.0; DIM];
         query[..DIM - 1].copy_from_slice(&values[query_start..]);
         query[DIM - 1] = value;
+        // Weights: 0 for a coordinate holding a flagged value, else 1
+        // (branchless, so the loop stays as fast with flags as without).
+        let mut query_kept = [1.0; DIM];
+        for j in 0..DIM - 1 {
+            query_kept[j] = 1.0 - flags[query_start + j];
+        }
         let mut nearest = [f64::INFINITY; K];
-        // Earlier vectors start at 0 ..= held - DIM.
-        for start in 0..=held - DIM {
-            let earlier = &values[start..start + DIM];
-            let distance = if any_flagged {
-                let mut distance = 0.0;
-                for j in 0..DIM {
-                    let masked =
-                        flags[start + j] != 0.0 || (j + 1 < DIM && flags[query_start + j] != 0.0);
-                    if !masked {
-                        distance += (query[j] - earlier[j]).abs();
-                    }
-                }
-                distance
-            } else {
-                query
-                    .iter()
-                    .zip(earlier)
-                    .map(|(q, e)| (q - e).abs())
-                    .sum::<f64>()
+        let mut closing = [0.0; K];
+        // Earlier vectors: every window of DIM values before the query's
+        // last one (the query itself is not among them).
+        for (earlier, kept) in values.windows(DIM).zip(flags.windows(DIM)) {
+            let (Ok(earlier), Ok(kept)) = (
+                <&[f64; DIM]>::try_from(earlier),
+                <&[f64; DIM]>::try_from(kept),
+            ) else {
+                continue;
             };
+            let mut distance = 0.0;
+            if any_flagged {
+                for j in 0..DIM {
+                    distance += query_kept[j] * (1.0 - kept[j]) * (query[j] - earlier[j]).abs();
+                }
+            } else {
+                for j in 0..DIM {
+                    distance += (query[j] - earlier[j]).abs();
+                }
+            }
             if distance < nearest[K - 1] {
                 let mut k = K - 1;
                 while k > 0 && nearest[k - 1] > distance {
                     nearest[k] = nearest[k - 1];
+                    closing[k] = closing[k - 1];
                     k -= 1;
                 }
                 nearest[k] = distance;
+                closing[k] = earlier[DIM - 1];
             }
         }
         // Finite, so states keep serializing as numbers.
-        Some(nearest.iter().sum::<f64>().min(f64::MAX))
+        let a = nearest.iter().sum::<f64>().min(f64::MAX);
+        Some((a, closing.iter().sum::<f64>() / K as f64))
     }
 
     /// The calibrated score of nonconformity `a`.
     fn judge(&self, state: &KnnState, a: f64) -> f64 {
-        let floor = K as f64 * RELATIVE_FLOOR * level(state).abs();
+        let floor = || K as f64 * RELATIVE_FLOOR * level(state).abs();
         score_from_ln_p(conformal_ln_p(&state.calibration, a, floor))
     }
 
@@ -158,7 +169,7 @@ impl KnnConformal {
         if state.seen < self.min_history || state.calibration.len() < 5 {
             return (Verdict::NotEnoughHistory { have: state.seen }, None);
         }
-        let Some(a) = self.nonconformity(state, value) else {
+        let Some((a, expected)) = self.nonconformity(state, value) else {
             return (Verdict::NotEnoughHistory { have: state.seen }, None);
         };
         let score = if state.run.flat_over(DIM + K).is_some() && a == 0.0 {
@@ -166,14 +177,13 @@ impl KnnConformal {
         } else {
             self.judge(state, a)
         };
-        let level = level(state);
         (
             Verdict::Scored(Score {
                 is_anomaly: score > 0.5,
                 score,
                 window_len: state.seen.min(self.window + DIM - 1),
-                baseline: level,
-                threshold: level,
+                baseline: expected,
+                threshold: expected,
             }),
             Some(a),
         )
@@ -183,7 +193,7 @@ impl KnnConformal {
         if !value.is_finite() {
             return;
         }
-        let a = a.or_else(|| self.nonconformity(state, value));
+        let a = a.or_else(|| self.nonconformity(state, value).map(|(a, _)| a));
         if let Some(a) = a {
             state.calibration.push(a);
         }

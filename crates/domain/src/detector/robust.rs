@@ -9,6 +9,8 @@ use super::{
     standard_units,
 };
 
+/// The largest floor on the log scale: a 1% move of a large value.
+pub(crate) const LOG_FLOOR_MAX: f64 = 0.009_950_330_853_168_083; // ln(1.01)
 /// MAD of a normal distribution is 0.6745 of its standard deviation.
 const MAD_TO_SIGMA: f64 = 1.0 / 0.674_489_750_196_081_7;
 /// Mean absolute deviation of a normal distribution is 0.7979 of it.
@@ -189,7 +191,13 @@ impl RobustZScore {
                 (median, spread)
             }
         };
-        let spread = spread.max(self.floor(median));
+        // On the log scale no floor exceeds ln(1.01): skip its exp and ln
+        // when the spread is above that anyway.
+        let spread = if self.scale == RobustScale::Log && spread >= LOG_FLOOR_MAX {
+            spread
+        } else {
+            spread.max(self.floor(median))
+        };
         let z = standard_units(scaled, median, spread);
         let verdict = Verdict::Scored(Score {
             is_anomaly: z > self.threshold,

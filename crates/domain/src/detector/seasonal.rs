@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::calibration::{RELATIVE_FLOOR, score_from_ln_p};
 use super::ring::Ring;
-use super::robust::{MEAN_AD_TO_SIGMA, RobustScale};
+use super::robust::{LOG_FLOOR_MAX, MEAN_AD_TO_SIGMA, RobustScale};
 use super::run::Run;
 use super::{Detector, DetectorConfigError, Score, Verdict, calibration, standard_units};
 
@@ -126,7 +126,7 @@ impl Seasonal {
             Some(flat) => (scale.forward(flat), 0.0),
             None => (state.expected(at), state.spread * MEAN_AD_TO_SIGMA),
         };
-        let sigma = sigma.max(floor(center));
+        let sigma = floored(sigma, center);
         let z = standard_units(y, center, sigma);
         let score = if z == 0.0 {
             0.0
@@ -170,7 +170,7 @@ impl Seasonal {
         }
         let slot = at.map(|(slot, _)| slot);
         let residual = y - state.expected(slot);
-        let limit = CLIP * (state.spread * MEAN_AD_TO_SIGMA).max(floor(state.level));
+        let limit = CLIP * floored(state.spread * MEAN_AD_TO_SIGMA, state.level);
         // While it warms up nothing is clipped: the spread is still forming.
         let clipped = if state.count > self.min_history {
             residual.clamp(-limit, limit)
@@ -212,22 +212,28 @@ fn calibrated_ln_p(past: &Ring, r: f64, sigma: f64) -> f64 {
     if n < TAIL_RANK {
         return normal;
     }
-    let mut at_least = 0usize;
-    // The TAIL_RANK farthest on r's side, farthest first.
+    let same_side = |p: &&f64| (**p >= 0.0) == (r >= 0.0);
+    let (older, newer) = past.as_slices();
+    let at_least = older
+        .iter()
+        .chain(newer)
+        .filter(same_side)
+        .filter(|p| p.abs() >= distance)
+        .count();
+    // The TAIL_RANK farthest on r's side, farthest first (only needed when
+    // fewer than TAIL_RANK were as far).
     let mut top = [f64::NEG_INFINITY; TAIL_RANK];
-    for p in past.iter() {
-        if (p >= 0.0) != (r >= 0.0) {
-            continue;
-        }
-        let p = p.abs();
-        at_least += usize::from(p >= distance);
-        if p > top[TAIL_RANK - 1] {
-            let mut k = TAIL_RANK - 1;
-            while k > 0 && top[k - 1] < p {
-                top[k] = top[k - 1];
-                k -= 1;
+    if at_least < TAIL_RANK {
+        for p in older.iter().chain(newer).filter(same_side) {
+            let p = p.abs();
+            if p > top[TAIL_RANK - 1] {
+                let mut k = TAIL_RANK - 1;
+                while k > 0 && top[k - 1] < p {
+                    top[k] = top[k - 1];
+                    k -= 1;
+                }
+                top[k] = p;
             }
-            top[k] = p;
         }
     }
     let slots = (n + 1) as f64;
@@ -279,6 +285,16 @@ impl SeasonalState {
             Some(slot) => self.level + self.day[slot.day] + self.week[slot.week],
             None => self.level,
         }
+    }
+}
+
+/// `spread`, but at least [`floor`]`(center)`; the floor's exp and ln are
+/// skipped when the spread is above the largest floor.
+fn floored(spread: f64, center: f64) -> f64 {
+    if spread >= LOG_FLOOR_MAX {
+        spread
+    } else {
+        spread.max(floor(center))
     }
 }
 
