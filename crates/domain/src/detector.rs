@@ -125,11 +125,13 @@ pub trait Detector {
         self.update(state, value);
     }
 
-    /// Judges `value`, which happened `at`, then learns it.
+    /// Judges `value`, which happened `at`, then learns it. By default the
+    /// time is ignored and this is [`observe`](Detector::observe) (with
+    /// whatever shortcut a detector's own `observe` takes); a detector that
+    /// uses time overrides it.
     fn observe_at(&self, state: &mut Self::State, at: OffsetDateTime, value: f64) -> Verdict {
-        let verdict = self.score_at(state, at, value);
-        self.update_at(state, at, value);
-        verdict
+        let _ = at;
+        self.observe(state, value)
     }
 
     /// A state that has learned `history` of `(time, value)`, oldest first.

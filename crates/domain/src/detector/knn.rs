@@ -56,6 +56,17 @@ pub struct KnnState {
     calibration: Ring,
     seen: usize,
     run: Run,
+    /// For each earlier lagged vector, its distance to the next query over
+    /// all but the last coordinate (which the next value fills): updated in
+    /// O(window) per value along the diagonals, so a value costs O(window)
+    /// rather than O(window x 6). Empty in a state saved before it existed:
+    /// then recomputed.
+    #[serde(default)]
+    partial: Vec<f64>,
+    /// Updates since `partial` was last recomputed from scratch, so
+    /// rounding cannot accumulate.
+    #[serde(default)]
+    since_resync: usize,
 }
 
 impl Default for KnnConformal {
@@ -100,63 +111,73 @@ impl KnnConformal {
     }
 
     /// The nonconformity of `value` closing a lagged vector after the
-    /// values in `state`, and the mean of the values that closed its nearest
-    /// neighbours (what the trajectory led to before: the baseline); `None`
-    /// with fewer than `K` earlier vectors.
+    /// values in `state`, and the value that closed its nearest neighbour
+    /// (what the same trajectory led to before: the baseline); `None` with
+    /// fewer than `K` earlier vectors.
     fn nonconformity(&self, state: &KnnState, value: f64) -> Option<(f64, f64)> {
         let held = state.values.len();
-        if held < DIM - 1 + K {
+        if held < DIM - 1 + K || state.partial.len() != held + 1 - DIM {
             return None;
+        }
+        if state.run.flat_over(held) == Some(value) {
+            // Every vector equals the query: exactly 0, whatever rounding
+            // the running distances carry.
+            return Some((0.0, value));
         }
         let values = state.values.as_slice();
         let flags = state.flagged.as_slice();
-        let any_flagged = flags.iter().any(|f| *f != 0.0);
-        // The query: the last DIM - 1 values, then `value`.
-        let query_start = held + 1 - DIM;
-        let mut query = [0.0; DIM];
-        query[..DIM - 1].copy_from_slice(&values[query_start..]);
-        query[DIM - 1] = value;
-        // Weights: 0 for a coordinate holding a flagged value, else 1
-        // (branchless, so the loop stays as fast with flags as without).
-        let mut query_kept = [1.0; DIM];
-        for j in 0..DIM - 1 {
-            query_kept[j] = 1.0 - flags[query_start + j];
-        }
         let mut nearest = [f64::INFINITY; K];
-        let mut closing = [0.0; K];
-        // Earlier vectors: every window of DIM values before the query's
-        // last one (the query itself is not among them).
-        for (earlier, kept) in values.windows(DIM).zip(flags.windows(DIM)) {
-            let (Ok(earlier), Ok(kept)) = (
-                <&[f64; DIM]>::try_from(earlier),
-                <&[f64; DIM]>::try_from(kept),
-            ) else {
-                continue;
-            };
-            let mut distance = 0.0;
-            if any_flagged {
-                for j in 0..DIM {
-                    distance += query_kept[j] * (1.0 - kept[j]) * (query[j] - earlier[j]).abs();
+        // The value that closed the nearest vector: the baseline.
+        let mut closing = value;
+        // The vector starting at s ends at s + DIM - 1: its last coordinate
+        // meets `value` (weight 0 where that value was flagged).
+        let lasts = values[DIM - 1..].iter().zip(&flags[DIM - 1..]);
+        // The K-th smallest so far, kept in a register: most vectors are
+        // farther and cost one comparison.
+        let mut worst = f64::INFINITY;
+        for (partial, (last, flag)) in state.partial.iter().zip(lasts) {
+            let distance = partial + (1.0 - flag) * (value - last).abs();
+            if distance < worst {
+                if distance < nearest[0] {
+                    closing = *last;
                 }
-            } else {
-                for j in 0..DIM {
-                    distance += (query[j] - earlier[j]).abs();
-                }
-            }
-            if distance < nearest[K - 1] {
                 let mut k = K - 1;
                 while k > 0 && nearest[k - 1] > distance {
                     nearest[k] = nearest[k - 1];
-                    closing[k] = closing[k - 1];
                     k -= 1;
                 }
                 nearest[k] = distance;
-                closing[k] = earlier[DIM - 1];
+                worst = nearest[K - 1];
             }
         }
         // Finite, so states keep serializing as numbers.
         let a = nearest.iter().sum::<f64>().min(f64::MAX);
-        Some((a, closing.iter().sum::<f64>() / K as f64))
+        Some((a, closing))
+    }
+
+    /// `partial` from scratch for the values held now.
+    fn resync(state: &mut KnnState) {
+        state.since_resync = 0;
+        state.partial.clear();
+        let values = state.values.as_slice();
+        let flags = state.flagged.as_slice();
+        let held = values.len();
+        if held < DIM {
+            return;
+        }
+        let query = held + 1 - DIM;
+        for start in 0..=held - DIM {
+            let mut distance = 0.0;
+            for j in 0..DIM - 1 {
+                distance += pair(
+                    values[query + j],
+                    flags[query + j],
+                    values[start + j],
+                    flags[start + j],
+                );
+            }
+            state.partial.push(distance.min(f64::MAX));
+        }
     }
 
     /// The calibrated score of nonconformity `a`.
@@ -197,11 +218,63 @@ impl KnnConformal {
         if let Some(a) = a {
             state.calibration.push(a);
         }
+        let flag = if flagged { 1.0 } else { 0.0 };
+        let held = state.values.len();
+        let incremental = held >= DIM
+            && state.partial.len() == held + 1 - DIM
+            && state.since_resync < self.window + DIM;
+        if incremental {
+            // The query `value` closed, now complete, slides one step: each
+            // diagonal gains the pair (value, the vector's last value) and
+            // loses the pair of first coordinates. Entry s then belongs to
+            // the vector one later; so with the oldest value leaving, entry
+            // s is again the vector at s, and otherwise the oldest vector's
+            // entry goes in front.
+            let values = state.values.as_slice();
+            let flags = state.flagged.as_slice();
+            let first = held + 1 - DIM;
+            let (q0, f0) = (values[first], flags[first]);
+            let lasts = values[DIM - 1..].iter().zip(&flags[DIM - 1..]);
+            let firsts = values.iter().zip(flags);
+            for (partial, ((lv, lf), (fv, ff))) in state.partial.iter_mut().zip(lasts.zip(firsts)) {
+                let next = *partial + pair(value, flag, *lv, *lf) - pair(q0, f0, *fv, *ff);
+                // Rounding may leave a true 0 a hair below it.
+                *partial = if next < 0.0 { 0.0 } else { next };
+            }
+        }
+        let evicted = state.values.len() == state.values.capacity;
         state.values.push(value);
-        state.flagged.push(if flagged { 1.0 } else { 0.0 });
+        state.flagged.push(flag);
         state.seen = state.seen.saturating_add(1);
         state.run.push(value);
+        state.since_resync += 1;
+        if incremental {
+            if !evicted {
+                // The oldest vector against the next query, directly.
+                let values = state.values.as_slice();
+                let flags = state.flagged.as_slice();
+                let query = values.len() + 1 - DIM;
+                let oldest = (0..DIM - 1)
+                    .map(|j| pair(values[query + j], flags[query + j], values[j], flags[j]))
+                    .sum::<f64>()
+                    .min(f64::MAX);
+                state.partial.insert(0, oldest);
+            }
+            if state.partial.iter().any(|d| !d.is_finite()) {
+                Self::resync(state);
+            }
+        } else {
+            Self::resync(state);
+        }
     }
+}
+
+/// The weighted distance of two coordinates: 0 where either value was
+/// flagged (`flag` 1), else their absolute difference. (A product, not a
+/// branch: for values near `f64::MAX` it can be NaN, and then the running
+/// distances are recomputed.)
+fn pair(a: f64, a_flag: f64, b: f64, b_flag: f64) -> f64 {
+    (1.0 - a_flag) * (1.0 - b_flag) * (a - b).abs()
 }
 
 /// The mean of the values held: the level the floor is relative to.
@@ -293,6 +366,8 @@ impl Detector for KnnConformal {
             calibration: Ring::new(self.window),
             seen: 0,
             run: Run::default(),
+            partial: Vec::with_capacity(self.window + 1),
+            since_resync: 0,
         }
     }
 
@@ -309,5 +384,71 @@ impl Detector for KnnConformal {
         let (verdict, a) = self.verdict(state, value);
         self.learn(state, value, a, verdict.is_anomaly());
         verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The nonconformity from scratch: every lagged vector, every
+    /// coordinate, flagged values left out.
+    fn brute_force(state: &KnnState, value: f64) -> Option<f64> {
+        let values = state.values.as_slice();
+        let flags = state.flagged.as_slice();
+        let held = values.len();
+        if held < DIM - 1 + K {
+            return None;
+        }
+        let query_start = held + 1 - DIM;
+        let query = |j: usize| {
+            if j + 1 == DIM {
+                (value, 0.0)
+            } else {
+                (values[query_start + j], flags[query_start + j])
+            }
+        };
+        let mut distances: Vec<f64> = (0..=held - DIM)
+            .map(|start| {
+                (0..DIM)
+                    .map(|j| {
+                        let (q, qf) = query(j);
+                        pair(q, qf, values[start + j], flags[start + j])
+                    })
+                    .sum()
+            })
+            .collect();
+        distances.sort_by(f64::total_cmp);
+        Some(distances[..K].iter().sum())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn running_distances_equal_a_from_scratch_computation(
+            values in prop::collection::vec(
+                prop_oneof![8 => -1e4..1e4_f64, 1 => Just(5.0), 1 => 1e6..1e7_f64],
+                0..300,
+            ),
+            window in 10usize..40,
+        ) {
+            let detector = KnnConformal::try_new(window, 16).expect("valid");
+            let mut state = detector.new_state();
+            for value in values {
+                if let (Some((running, _)), Some(exact)) =
+                    (detector.nonconformity(&state, value), brute_force(&state, value))
+                {
+                    let scale = state.values.as_slice().iter().fold(value.abs(), |m, v| m.max(v.abs()));
+                    prop_assert!(
+                        (running - exact).abs() <= 1e-9 * scale.max(1.0),
+                        "running {} vs exact {}", running, exact
+                    );
+                }
+                detector.observe(&mut state, value);
+            }
+        }
     }
 }
