@@ -95,6 +95,10 @@ bench-seed: services
 bench-detectors:
     cargo bench --locked -p txwatch-domain --bench detectors
 
+# Detector cost in instructions per value (callgrind; immune to machine load; needs valgrind).
+bench-detectors-instructions:
+    bench/detector-instructions.sh
+
 # EXPLAIN (ANALYZE, BUFFERS) of the history and users queries on the bench-query data.
 bench-explain: services
     bench/explain.sh

@@ -194,7 +194,7 @@ mod tests {
     use super::*;
     use crate::benchmark::Point;
 
-    fn case(len: usize, windows: &[std::ops::Range<usize>]) -> Case {
+    fn case(len: usize, windows: Vec<std::ops::Range<usize>>) -> Case {
         Case {
             points: (0..len)
                 .map(|_| Point {
@@ -202,7 +202,7 @@ mod tests {
                     value: 1.0,
                 })
                 .collect(),
-            windows: windows.to_vec(),
+            windows,
         }
     }
 
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn never_alerting_scores_zero_and_a_perfect_detector_one_hundred() {
-        let cases = vec![case(10, &[2..4, 6..9])];
+        let cases = vec![case(10, vec![2..4, 6..9])];
         let nothing = scored(&[0.0; 10]);
         assert_eq!(normalized(&cases, &[nothing], 0.5, 0.11), 0.0);
         let perfect = scored(&[0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
@@ -226,7 +226,7 @@ mod tests {
     fn later_alarms_earn_less_and_false_alarms_cost_their_profile() {
         assert!((reward(0, 10) - 1.0).abs() < 1e-12);
         assert!(reward(5, 10) < reward(1, 10) && reward(9, 10) > 0.0);
-        let cases = vec![case(10, &[2..6])];
+        let cases = vec![case(10, std::iter::once(2..6).collect())];
         // Found at its second row, plus two false alarms.
         let s = scored(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
         for fp_cost in [0.11, 0.22] {
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn the_sweep_finds_the_threshold_that_separates_anomalies_from_noise() {
-        let cases = vec![case(10, &[5..7])];
+        let cases = vec![case(10, std::iter::once(5..7).collect())];
         let s = scored(&[0.3, 0.4, 0.35, 0.2, 0.1, 0.9, 0.0, 0.3, 0.45, 0.2]);
         let shapes = vec![(cases, vec![s])];
         let (threshold, score) = best_threshold(&shapes, 0.11);

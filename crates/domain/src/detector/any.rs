@@ -128,9 +128,9 @@ pub enum AnyState {
     /// See [`KnnState`].
     #[serde(rename = "knn")]
     Knn(KnnState),
-    /// See [`AutoState`].
+    /// See [`AutoState`] (boxed: it is several times the others' size).
     #[serde(rename = "auto")]
-    Auto(AutoState),
+    Auto(Box<AutoState>),
 }
 
 impl Default for AnyDetector {
@@ -201,7 +201,7 @@ impl Detector for AnyDetector {
             AnyDetector::Seasonal(d) => AnyState::Seasonal(d.new_state()),
             AnyDetector::RelativeEntropy(d) => AnyState::RelativeEntropy(d.new_state()),
             AnyDetector::Knn(d) => AnyState::Knn(d.new_state()),
-            AnyDetector::Auto(d) => AnyState::Auto(d.new_state()),
+            AnyDetector::Auto(d) => AnyState::Auto(Box::new(d.new_state())),
         }
     }
 

@@ -70,9 +70,9 @@ impl Ewma {
 }
 
 impl Ewma {
-    /// The window an exponential weighting of `alpha` stands for, `2/alpha
-    /// - 1` values (19 at 0.1): a run of equal values that long is a flat
-    /// history.
+    /// The window an exponential weighting of `alpha` stands for, `2 /
+    /// alpha - 1` values (19 at 0.1): a run of equal values that long is a
+    /// flat history.
     fn effective_window(&self) -> usize {
         (2.0 / self.alpha - 1.0).ceil().max(1.0) as usize
     }

@@ -199,14 +199,13 @@ impl RobustZScore {
             spread.max(self.floor(median))
         };
         let z = standard_units(scaled, median, spread);
-        let verdict = Verdict::Scored(Score {
+        Verdict::Scored(Score {
             is_anomaly: z > self.threshold,
             score: normal_score(z),
             window_len: window.len(),
             // In the values' own units.
             baseline: self.scale.back(median),
             threshold: self.scale.back(median + self.threshold * spread),
-        });
-        verdict
+        })
     }
 }
