@@ -41,35 +41,6 @@ pub(crate) fn ln_p_from_score(score: f64) -> f64 {
     -SURPRISE_AT_HALF * score / (1.0 - score) * std::f64::consts::LN_10
 }
 
-/// The natural logarithm of a positive normal number, to about 1e-12
-/// relative: `x = m 2^e` with `m` in `[sqrt(1/2), sqrt(2))`, and `ln m = 2
-/// atanh(s)`, `s = (m - 1) / (m + 1)`, by its series to `s^13` (`|s| <=
-/// 0.172`, so the first term left out is below 1e-12 of the result). About
-/// a quarter of the instructions of the C library's `log`, which is most of
-/// a simple detector's cost once scores are calibrated. Zero, subnormals,
-/// infinities and NaN go to [`f64::ln`].
-pub(crate) fn fast_ln(x: f64) -> f64 {
-    if !(f64::MIN_POSITIVE..=f64::MAX).contains(&x) {
-        return x.ln();
-    }
-    let bits = x.to_bits();
-    let mut exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        exponent += 1;
-    }
-    let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    let series = 2.0
-        + s2 * (2.0 / 3.0
-            + s2 * (2.0 / 5.0
-                + s2 * (2.0 / 7.0
-                    + s2 * (2.0 / 9.0
-                        + s2 * (2.0 / 11.0 + s2 * (2.0 / 13.0 + s2 * (2.0 / 15.0)))))));
-    exponent as f64 * std::f64::consts::LN_2 + s * series
-}
-
 /// `ln P(|Z| >= z)` for a standard normal `Z`: the two-sided tail.
 ///
 /// `erfc(x) = t exp(-x^2 + P(t))` with `t = 1 / (1 + x/2)` and a
@@ -98,7 +69,7 @@ pub(crate) fn ln_normal_two_sided(z: f64) -> f64 {
         0.170_872_77,
     ];
     let poly = C.iter().rev().fold(0.0, |acc, c| acc * t + c);
-    (fast_ln(t) - x * x + poly).min(0.0)
+    (t.ln() - x * x + poly).min(0.0)
 }
 
 /// `ln P(X >= x)` for `X` chi-square with an even number of degrees of
@@ -114,7 +85,7 @@ pub(crate) fn ln_chi_square_even(x: f64, half_df: usize) -> f64 {
         term *= half / k as f64;
         sum += term;
     }
-    (fast_ln(sum) - half).min(0.0)
+    (sum.ln() - half).min(0.0)
 }
 
 /// The spread to measure distances from `center` with: `spread`, but at
@@ -157,7 +128,7 @@ pub(crate) fn conformal_ln_p(
     let at_least = older.iter().chain(newer).filter(|c| **c >= a).count();
     let slots = (n + 1) as f64;
     if at_least >= TAIL_RANK || n < TAIL_RANK {
-        return fast_ln((at_least + 1) as f64 / slots);
+        return ((at_least + 1) as f64 / slots).ln();
     }
     // The TAIL_RANK largest past scores, largest first (only needed here).
     let mut top = [f64::NEG_INFINITY; TAIL_RANK];
@@ -176,33 +147,14 @@ pub(crate) fn conformal_ln_p(
     if spread.is_nan() || spread <= 0.0 {
         spread = spread_floor();
     }
-    (fast_ln(TAIL_RANK as f64 / slots) + ln_normal_two_sided(a / spread)
+    ((TAIL_RANK as f64 / slots).ln() + ln_normal_two_sided(a / spread)
         - ln_normal_two_sided(anchor / spread))
     .min(0.0)
 }
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
-
-    proptest! {
-        #[test]
-        fn fast_ln_agrees_with_the_library_to_twelve_digits(
-            x in prop_oneof![
-                prop::num::f64::POSITIVE | prop::num::f64::NORMAL,
-                0.5..2.0_f64,
-                Just(1.0), Just(f64::MIN_POSITIVE), Just(f64::MAX), Just(0.0), Just(f64::INFINITY),
-            ]
-        ) {
-            let (fast, exact) = (fast_ln(x), x.ln());
-            prop_assert!(
-                fast == exact || (fast - exact).abs() <= 1e-12 * exact.abs().max(1e-300) + 1e-15,
-                "ln({}) = {} vs {}", x, fast, exact
-            );
-        }
-    }
 
     #[test]
     fn normal_tails_match_published_values() {

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{
-    RELATIVE_FLOOR, conformal_ln_p, fast_ln, floored_spread, ln_chi_square_even,
-    ln_normal_two_sided, score_from_ln_p,
+    RELATIVE_FLOOR, conformal_ln_p, floored_spread, ln_chi_square_even, ln_normal_two_sided,
+    score_from_ln_p,
 };
 use super::ring::Ring;
 use super::run::Run;
@@ -136,7 +136,7 @@ impl RelativeEntropy {
     fn distribution(&self, counts: &[u32; BINS]) -> Distribution {
         let total = self.window as f64 + PSEUDO * BINS as f64;
         let p = counts.map(|c| (f64::from(c) + PSEUDO) / total);
-        let ln_p = p.map(fast_ln);
+        let ln_p = p.map(f64::ln);
         let neg_entropy = p.iter().zip(&ln_p).map(|(p, lp)| p * lp).sum();
         Distribution {
             ln_p,

@@ -238,7 +238,7 @@ fn calibrated_ln_p(past: &Ring, r: f64, sigma: f64) -> f64 {
     }
     let slots = (n + 1) as f64;
     let empirical = if at_least >= TAIL_RANK {
-        calibration::fast_ln(2.0 * (at_least + 1) as f64 / slots)
+        (2.0 * (at_least + 1) as f64 / slots).ln()
     } else if top[TAIL_RANK - 1].is_finite() {
         // The normal tail's decay from the TAIL_RANK-th farthest, with a
         // spread of at least what that residual implies: among 100 normal
@@ -247,8 +247,7 @@ fn calibrated_ln_p(past: &Ring, r: f64, sigma: f64) -> f64 {
         // thus judged by how far those values go, not by its quiet runs.
         let anchor = top[TAIL_RANK - 1];
         let spread = sigma.max(anchor / ANCHOR_UNITS);
-        calibration::fast_ln(2.0 * TAIL_RANK as f64 / slots)
-            + calibration::ln_normal_two_sided(distance / spread)
+        (2.0 * TAIL_RANK as f64 / slots).ln() + calibration::ln_normal_two_sided(distance / spread)
             - calibration::ln_normal_two_sided(anchor / spread)
     } else {
         normal
