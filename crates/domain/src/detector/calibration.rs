@@ -104,8 +104,9 @@ pub(crate) fn floored_spread(spread: f64, center: f64) -> f64 {
 /// as large; beyond the `TAIL_RANK`-th largest, the tail is extrapolated, so
 /// up to three earlier anomalies among the past scores do not hide the next.
 pub(crate) const TAIL_RANK: usize = 4;
-/// Where the `TAIL_RANK`-th largest of 50 to 100 half-normal scores lies,
-/// in spreads (its two-sided tail, 4/51 to 8/101, is at 1.76 to 1.75).
+/// Where the `TAIL_RANK`-th largest of 50 half-normal scores lies, in
+/// spreads (its two-sided tail, 4/51, is at 1.76); both users of
+/// [`conformal_ln_p`] keep 50 past scores.
 pub(crate) const ANCHOR_UNITS: f64 = 1.75;
 
 /// `ln p` of a non-negative score `a` (larger: more unusual) given the

@@ -19,6 +19,8 @@ const MAX_HYPOTHESES: usize = 12;
 const ESTABLISHED: u32 = 4;
 /// Significance at which a window is taken to match a reference.
 const MATCH_LN_P: f64 = -4.605_170_185_988_091; // ln 0.01
+/// Statistics kept to rank a new one among (see [`conformal_ln_p`]).
+const STATISTICS: usize = 50;
 /// Pseudo-count added to every bin, so no probability is 0.
 const PSEUDO: f64 = 0.5;
 
@@ -68,7 +70,7 @@ pub struct RelativeEntropyState {
     since_learned: usize,
     seen: usize,
     run: Run,
-    /// The statistic of the last 100 values judged, to calibrate by rank.
+    /// The statistic of the last 50 values judged, to calibrate by rank.
     statistics: Ring,
 }
 
@@ -199,7 +201,7 @@ impl Detector for RelativeEntropy {
             since_learned: 0,
             seen: 0,
             run: Run::default(),
-            statistics: Ring::new(100),
+            statistics: Ring::new(STATISTICS),
         }
     }
 

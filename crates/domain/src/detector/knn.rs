@@ -135,7 +135,7 @@ impl KnnConformal {
         // The K-th smallest so far, kept in a register: most vectors are
         // farther and cost one comparison.
         let mut worst = f64::INFINITY;
-        for (partial, (last, flag)) in state.partial.iter().zip(lasts) {
+        for (partial, (last, flag)) in state.partial.iter().zip(lasts).rev() {
             let distance = partial + (1.0 - flag) * (value - last).abs();
             if distance < worst {
                 if distance < nearest[0] {
@@ -238,8 +238,10 @@ impl KnnConformal {
             let firsts = values.iter().zip(flags);
             for (partial, ((lv, lf), (fv, ff))) in state.partial.iter_mut().zip(lasts.zip(firsts)) {
                 let next = *partial + pair(value, flag, *lv, *lf) - pair(q0, f0, *fv, *ff);
-                // Rounding may leave a true 0 a hair below it.
-                *partial = if next < 0.0 { 0.0 } else { next };
+                // Rounding may leave a true 0 a hair below it (and a NaN,
+                // from values near f64::MAX, becomes 0 until the next
+                // recompute).
+                *partial = next.max(0.0);
             }
         }
         let evicted = state.values.len() == state.values.capacity;
