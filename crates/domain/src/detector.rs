@@ -221,10 +221,17 @@ pub struct Score {
     /// Number of earlier values used.
     pub window_len: usize,
     /// What the detector took as typical: the mean (rolling mean, z-score),
-    /// the median (robust) or the weighted mean (EWMA).
+    /// the median (robust), the weighted mean (EWMA), the expected value at
+    /// that time (seasonal), the value that followed the nearest earlier
+    /// trajectory (k-NN), the middle bin edge (relative entropy; a flat
+    /// history's value when flat); for auto, that of the member that found
+    /// the value most unusual.
     pub baseline: f64,
     /// The value above which a value is flagged (for the two-sided
-    /// detectors, the upper one of the two bounds).
+    /// detectors, the upper one of the two bounds; for seasonal, the upper
+    /// value scoring 0.5 by the normal tail alone). The window detectors of
+    /// the new kind have none in the values' units: k-NN reports its
+    /// baseline, relative entropy its upper bin edge.
     pub threshold: f64,
 }
 

@@ -247,3 +247,38 @@ fn auto_is_the_best_or_within_five_points_of_it_on_both_profiles_and_the_ranking
         assert!(best <= 100.0 && results.iter().all(|(_, r)| r[profile] >= 0.0));
     }
 }
+
+#[test]
+fn no_detector_flags_a_row_of_a_flat_stretch_before_its_step() {
+    // Constants of every level from 5 to 5000 to the cent, then a step: no
+    // detector's own flag, and no score above 0.5, before the step.
+    let plan = SeriesPlan {
+        entities: 40,
+        len: 400,
+        seed: 8,
+    };
+    let cases = Shape::FlatStep.generate(&plan);
+    for kind in DetectorKind::ALL {
+        let detector = AnyDetector::with_defaults(kind);
+        for (case, scored) in cases.iter().zip(score_cases(&detector, &cases)) {
+            let step = case.windows[0].start;
+            assert!(
+                scored.flags[..step].iter().all(|f| !f),
+                "{} flagged the flat stretch",
+                kind.as_str()
+            );
+            assert!(
+                scored.scores[..step].iter().all(|s| *s == 0.0),
+                "{} scored the flat stretch",
+                kind.as_str()
+            );
+            assert!(
+                scored.scores[step..case.windows[0].end]
+                    .iter()
+                    .any(|s| *s > 0.5),
+                "{} missed the step",
+                kind.as_str()
+            );
+        }
+    }
+}
