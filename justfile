@@ -95,6 +95,10 @@ bench-seed: services
 bench-detectors:
     cargo bench --locked -p txwatch-domain --bench detectors
 
+# Detector cost in instructions per value (callgrind; immune to machine load; needs valgrind).
+bench-detectors-instructions:
+    bench/detector-instructions.sh
+
 # EXPLAIN (ANALYZE, BUFFERS) of the history and users queries on the bench-query data.
 bench-explain: services
     bench/explain.sh
@@ -103,7 +107,7 @@ bench-explain: services
 bench-score:
     bench/score.sh
 
-# Detector quality: precision, recall and F1 of each detector on labelled scenarios.
+# Detector quality: the windowed score of each detector at one setting and one threshold over nine labelled shapes (two profiles), F1 beside it; then flags on the earlier scenarios.
 quality:
     cargo run --release -q -p txwatch-simulator --example quality
 

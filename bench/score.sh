@@ -67,9 +67,9 @@ run() {
 }
 
 echo "score example, $(nproc) cores, $(du -h "$SERIES" | cut -f1) series / $(du -h "$BY_ENTITY" | cut -f1) by entity; best of $RUNS"
-for detector in rolling_mean zscore robust ewma; do
+for detector in rolling_mean zscore robust ewma seasonal relative_entropy knn auto; do
   run "$detector" "$SERIES" --detector "$detector"
 done
-for detector in rolling_mean zscore robust ewma; do
+for detector in rolling_mean zscore robust ewma seasonal relative_entropy knn auto; do
   run "$detector --entities ($ENTITIES entities)" "$BY_ENTITY" --entities --detector "$detector"
 done

@@ -176,6 +176,10 @@ pub enum Step {
         /// The amounts the window held just before, oldest first: the history
         /// to judge the transaction against.
         previous: Vec<Amount>,
+        /// When each of them happened, in the same order, for detectors
+        /// that learn daily and weekly rhythm; empty unless the store was
+        /// asked for them ([`WindowStore::with_dates`]).
+        dates: Vec<OffsetDateTime>,
     },
     /// The window already holds a transaction with this id; nothing changed.
     /// An id that has left the window is not recognised: the database is the
@@ -196,6 +200,7 @@ pub struct WindowStore {
     capacity: usize,
     idle_ttl_ms: u64,
     origin: Origin,
+    dates: bool,
 }
 
 impl WindowStore {
@@ -210,7 +215,16 @@ impl WindowStore {
             capacity: capacity.max(1),
             idle_ttl_ms: ttl_millis(idle_ttl),
             origin: Origin::Real,
+            dates: false,
         }
+    }
+
+    /// The same store, reporting with each [`Step::Pushed`] the dates of the
+    /// previous transactions too (decoded from the records the step reads
+    /// anyway; off by default, since most detectors use amounts only).
+    pub fn with_dates(mut self, dates: bool) -> WindowStore {
+        self.dates = dates;
+        self
     }
 
     /// The same store over the windows of `origin`'s transactions
@@ -562,6 +576,14 @@ impl WindowStore {
                         .iter()
                         .map(|record| decode_amount(key, &record[..]))
                         .collect::<Result<_, _>>()?,
+                    dates: if self.dates {
+                        records
+                            .iter()
+                            .map(|record| decode_date(key, &record[..]))
+                            .collect::<Result<_, _>>()?
+                    } else {
+                        Vec::new()
+                    },
                 }),
             }
             if window.len() / RECORD >= 2 * self.capacity {
@@ -687,13 +709,7 @@ fn decode_cents(record: &[u8]) -> Option<i128> {
 
 /// A record back as the entry it was made from.
 fn decode_record(key: &str, record: &[u8]) -> Result<WindowEntry, CacheError> {
-    let mut date = [0u8; DATE_BYTES];
-    date.copy_from_slice(&record[..DATE_BYTES]);
-    let micros = (u64::from_be_bytes(date) ^ (1 << 63)) as i64;
-    let txn_date = i128::from(micros)
-        .checked_mul(1_000)
-        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
-        .ok_or_else(|| corrupt(key, record))?;
+    let txn_date = decode_date(key, record)?;
     let amount = decode_amount(key, record)?;
     let mut id = [0u8; ID_BYTES];
     id.copy_from_slice(&record[ID_AT..]);
@@ -705,6 +721,16 @@ fn decode_record(key: &str, record: &[u8]) -> Result<WindowEntry, CacheError> {
 }
 
 /// Only the amount of a record.
+fn decode_date(key: &str, record: &[u8]) -> Result<OffsetDateTime, CacheError> {
+    let mut date = [0u8; DATE_BYTES];
+    date.copy_from_slice(&record[..DATE_BYTES]);
+    let micros = (u64::from_be_bytes(date) ^ (1 << 63)) as i64;
+    i128::from(micros)
+        .checked_mul(1_000)
+        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+        .ok_or_else(|| corrupt(key, record))
+}
+
 fn decode_amount(key: &str, record: &[u8]) -> Result<Amount, CacheError> {
     decode_cents(record)
         .and_then(|cents| Amount::from_cents(cents).ok())

@@ -9,7 +9,8 @@
 //! observed per second.
 //!
 //! - `observe/<detector>`: each detector at its default settings, called
-//!   directly.
+//!   directly (the time-aware ones, `seasonal` and `auto`, through
+//!   `observe_at` with a value every 5 minutes).
 //! - `any/<detector>`: the same through [`AnyDetector`], to show what the
 //!   run-time dispatch costs.
 //! - `observe/old_rule_recompute`: the old rule as the Python service
@@ -17,8 +18,14 @@
 //!   fresh window (like `history[-20:]`), sum it from scratch and compare
 //!   with 5x the mean.
 //!
-//! The target is at least 50 million values per second for `rolling_mean`
-//! and `zscore`. Run with:
+//! - `rebuild/<detector>`: what the server pays per transaction, building
+//!   the state from the user's window (`window_len` values, as
+//!   `txwatch_server::window_len` sizes it) and scoring one value;
+//!   elements are transactions.
+//!
+//! Targets: at least 50 million values per second for `rolling_mean` and
+//! `zscore` (an earlier issue), 5 million for every simple detector and 1
+//! million for `seasonal`, `relative_entropy`, `knn` and `auto`. Run with:
 //!
 //! ```text
 //! cargo bench -p txwatch-domain --bench detectors
@@ -33,8 +40,10 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use time::OffsetDateTime;
 use txwatch_domain::{
-    AnyDetector, Detector, DetectorKind, Ewma, RobustZScore, RollingMean, ZScore,
+    AnyDetector, Auto, Detector, DetectorKind, Ewma, KnnConformal, RelativeEntropy, RobustZScore,
+    RollingMean, Seasonal, ZScore,
 };
 
 /// Values per benchmark iteration.
@@ -106,6 +115,60 @@ fn bench_observe<D: Detector>(
     });
 }
 
+/// Like [`bench_observe`], with a time 5 minutes after the previous one for
+/// each value ([`Detector::observe_at`]).
+fn bench_observe_at<D: Detector>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    detector: D,
+    input: &[f64],
+) {
+    let detector = black_box(detector);
+    let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_723);
+    let times: Vec<OffsetDateTime> = (0..input.len())
+        .map(|i| start + time::Duration::minutes(5 * i as i64))
+        .collect();
+    let mut state =
+        detector.state_from_timed_history(times.iter().copied().zip(input.iter().copied()));
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            for (at, &value) in times.iter().zip(input) {
+                black_box(detector.observe_at(&mut state, *at, value));
+            }
+        });
+    });
+}
+
+/// The server's cost per transaction: a state rebuilt from a window of
+/// `window` values (with times), then one score.
+fn bench_rebuild(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    detector: AnyDetector,
+    window: usize,
+    input: &[f64],
+) {
+    let detector = black_box(detector);
+    let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_723);
+    let history: Vec<(OffsetDateTime, f64)> = input[..window]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (start + time::Duration::hours(3 * i as i64), *v))
+        .collect();
+    let at = start + time::Duration::hours(3 * window as i64);
+    group.bench_function(format!("{}_{window}", detector.kind().as_str()), |b| {
+        b.iter(|| {
+            let verdict = if detector.uses_time() {
+                let state = detector.state_from_timed_history(history.iter().copied());
+                detector.score_at(&state, at, input[window])
+            } else {
+                let state = detector.state_from_history(history.iter().map(|(_, v)| *v));
+                detector.score(&state, input[window])
+            };
+            black_box(verdict)
+        });
+    });
+}
+
 /// The old service's computation, one value: the window is a fresh copy of
 /// the last `OLD_WINDOW` values, summed from scratch. Returns whether the
 /// value was flagged, and the mean (`None` without enough history).
@@ -134,6 +197,15 @@ fn detectors(c: &mut Criterion) {
     bench_observe(&mut group, "zscore", ZScore::default(), &input);
     bench_observe(&mut group, "robust", RobustZScore::default(), &input);
     bench_observe(&mut group, "ewma", Ewma::default(), &input);
+    bench_observe_at(&mut group, "seasonal", Seasonal::default(), &input);
+    bench_observe(
+        &mut group,
+        "relative_entropy",
+        RelativeEntropy::default(),
+        &input,
+    );
+    bench_observe(&mut group, "knn", KnnConformal::default(), &input);
+    bench_observe_at(&mut group, "auto", Auto::default(), &input);
 
     let mut history = Vec::with_capacity(4 * SERIES_LEN);
     for &value in &input {
@@ -151,12 +223,27 @@ fn detectors(c: &mut Criterion) {
     let mut group = c.benchmark_group("any");
     group.throughput(Throughput::Elements(elements));
     for kind in DetectorKind::ALL {
-        bench_observe(
-            &mut group,
-            kind.as_str(),
-            AnyDetector::with_defaults(kind),
-            &input,
-        );
+        let detector = AnyDetector::with_defaults(kind);
+        if detector.uses_time() {
+            bench_observe_at(&mut group, kind.as_str(), detector, &input);
+        } else {
+            bench_observe(&mut group, kind.as_str(), detector, &input);
+        }
+    }
+    group.finish();
+
+    // The Redis windows `txwatch_server::window_len` gives each default.
+    let mut group = c.benchmark_group("rebuild");
+    group.throughput(Throughput::Elements(1));
+    for (kind, window) in [
+        (DetectorKind::RollingMean, 20),
+        (DetectorKind::Robust, 30),
+        (DetectorKind::Seasonal, 200),
+        (DetectorKind::RelativeEntropy, 160),
+        (DetectorKind::Knn, 105),
+        (DetectorKind::Auto, 200),
+    ] {
+        bench_rebuild(&mut group, AnyDetector::with_defaults(kind), window, &input);
     }
     group.finish();
 }

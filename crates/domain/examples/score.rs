@@ -16,9 +16,9 @@
 //!
 //! | option | applies to | default |
 //! | --- | --- | --- |
-//! | `--detector NAME` | | `rolling_mean`; also `zscore`, `robust`, `ewma` |
-//! | `--window N` | rolling_mean, zscore, robust | 20, 20, 30 |
-//! | `--min-history N` | all | 10 |
+//! | `--detector NAME` | | `rolling_mean`; also `zscore`, `robust`, `ewma`, `seasonal`, `relative_entropy`, `knn`, `auto` |
+//! | `--window N` | rolling_mean, zscore, robust, relative_entropy, knn | 20, 20, 30, 32, 50 |
+//! | `--min-history N` | all but auto | 10; seasonal 30, relative_entropy 64, knn 30 |
 //! | `--multiplier X` | rolling_mean | 5 |
 //! | `--threshold X` | zscore, robust, ewma | 3, 3.5, 3 |
 //! | `--alpha X` | ewma | 0.1 |
@@ -36,8 +36,15 @@
 //! - CSV, comma-separated, fields optionally quoted (RFC 4180); blank lines
 //!   are skipped; `\n` or `\r\n` line ends.
 //! - Each row is `timestamp,value`, or with `--entities`
-//!   `entity,timestamp,value`. The timestamp (and entity) may be any text:
-//!   it is not parsed, only passed through. With `--entities` each entity
+//!   `entity,timestamp,value`. The entity may be any text. So may the
+//!   timestamp for detectors that judge values alone: it is passed through
+//!   unread. The time-aware detectors (`seasonal`, `auto`) read it, to learn
+//!   daily and weekly rhythm: RFC 3339 (`2024-01-01T09:30:00Z`, or with an
+//!   offset, whose wall-clock time then counts), `YYYY-MM-DD HH:MM:SS` or
+//!   `YYYY-MM-DDTHH:MM:SS` (UTC, fractions allowed), `YYYY-MM-DD HH:MM`, a
+//!   date alone (its midnight UTC), or whole seconds since 1970
+//!   (milliseconds from 10^11 on). For them a timestamp that is none of
+//!   these is an error. With `--entities` each entity
 //!   gets its own detector state, so entities never influence each other;
 //!   rows of different entities may be interleaved in any way.
 //! - The value is a decimal number as Rust's `f64` parser reads it (`12`,
@@ -58,15 +65,21 @@
 //! `timestamp,value,anomaly_score` (or `entity,timestamp,value,anomaly_score`):
 //! the timestamp, entity and value exactly as they were in the input (quoted
 //! only where CSV needs it, e.g. a timestamp containing a comma), and the
-//! detector's graded score in `[0, 1]` ([`Verdict::graded`]) in the shortest
-//! representation that reads back as the same `f64`. A score above 0.5 means
-//! the value was flagged. Rows judged before the detector had enough history
-//! (`--min-history` earlier values of the series or entity) score `0.0`.
+//! detector's calibrated score in `[0, 1]` ([`Verdict::graded`]) in the
+//! shortest representation that reads back as the same `f64`: `u / (u + 3)`
+//! for an estimated tail probability `10^-u`, so 0.5 is one in a thousand,
+//! the same for every detector and series (one threshold serves them all).
+//! The new detectors (seasonal, relative_entropy, knn, auto) flag exactly
+//! above 0.5; rolling_mean, zscore, robust and ewma flag by their own rules
+//! (the old multiplier, `--threshold` standard units). Rows judged before
+//! the detector had enough history (`--min-history` earlier values of the
+//! series or entity) score `0.0`.
 //!
 //! # Errors
 //!
-//! A row with the wrong number of fields or a value that is not a finite
-//! number stops the tool with a message naming the line (1-based, counting
+//! A row with the wrong number of fields, a value that is not a finite
+//! number, or (for a time-aware detector) a timestamp it cannot read stops
+//! the tool with a message naming the line (1-based, counting
 //! the header and blank lines; for a row spanning several lines, its first)
 //! and exit code 2; rows before it have been written. Bad options also exit
 //! with 2, failures to read or write with 1. A closed output pipe (`| head`)
@@ -78,6 +91,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use txwatch_domain::{
     AnyDetector, Detector, DetectorConfigError, DetectorKind, DetectorParams, DetectorParamsError,
     RobustScale, Verdict,
@@ -102,12 +118,13 @@ struct Args {
     #[arg(long, value_name = "NAME", default_value = "rolling_mean", value_parser = detector_kind())]
     detector: DetectorKind,
 
-    /// Earlier values kept (rolling_mean, zscore, robust; default 20, 20, 30).
+    /// Earlier values kept (rolling_mean, zscore, robust; default 20, 20,
+    /// 30), compared (relative_entropy; 32) or searched (knn; 50).
     #[arg(long, value_name = "N")]
     window: Option<usize>,
 
-    /// Earlier values needed before a value is judged (all detectors;
-    /// default 10).
+    /// Earlier values needed before a value is judged (all but auto;
+    /// default 10; seasonal 30, relative_entropy 64, knn 30).
     #[arg(long, value_name = "N")]
     min_history: Option<usize>,
 
@@ -239,6 +256,12 @@ enum ScoreError {
     /// `NaN`, an infinity, or a number beyond the f64 range.
     #[error("line {line}: value `{text}` is not a finite number")]
     NotFinite { line: u64, text: String },
+    /// A timestamp a time-aware detector cannot read.
+    #[error(
+        "line {line}: timestamp `{text}` is not a time (RFC 3339, `YYYY-MM-DD HH:MM:SS` in UTC, \
+         or seconds or milliseconds since 1970)"
+    )]
+    NotATime { line: u64, text: String },
     /// The input could not be read.
     #[error("reading the input")]
     Read(#[source] io::Error),
@@ -350,6 +373,10 @@ fn score_csv(input: impl Read, output: impl Write, options: &Options) -> Result<
         AnyDetector::ZScore(d) => score_rows(&d, options.input, &mut reader, &mut out),
         AnyDetector::Robust(d) => score_rows(&d, options.input, &mut reader, &mut out),
         AnyDetector::Ewma(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::Seasonal(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::RelativeEntropy(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::Knn(d) => score_rows(&d, options.input, &mut reader, &mut out),
+        AnyDetector::Auto(d) => score_rows(&d, options.input, &mut reader, &mut out),
     };
     // Rows before a bad line go out too, as they would have in a longer
     // stream whose buffer had already been written.
@@ -401,9 +428,17 @@ fn score_rows<D: Detector>(
             Err(problem) => return Err(problem.at(start_line(reader, &record), value_text)),
         };
         first = false;
+        let at = if detector.uses_time() {
+            Some(parse_time(timestamp).ok_or_else(|| ScoreError::NotATime {
+                line: start_line(reader, &record),
+                text: String::from_utf8_lossy(timestamp).into_owned(),
+            })?)
+        } else {
+            None
+        };
         let verdict = match entity {
-            None => detector.observe(&mut series, value),
-            Some(entity) => observe_entity(detector, &mut entities, entity, value),
+            None => observe(detector, &mut series, at, value),
+            Some(entity) => observe_entity(detector, &mut entities, entity, at, value),
         };
         let score = score_text.format(verdict.graded()).as_bytes();
         write_row(out, entity, timestamp, value_text, score).map_err(ScoreError::Write)?;
@@ -441,20 +476,68 @@ fn field(record: &csv::ByteRecord, index: usize) -> &[u8] {
     }
 }
 
+/// Scores `value`, with its time when the detector uses one.
+fn observe<D: Detector>(
+    detector: &D,
+    state: &mut D::State,
+    at: Option<OffsetDateTime>,
+    value: f64,
+) -> Verdict {
+    match at {
+        Some(at) => detector.observe_at(state, at, value),
+        None => detector.observe(state, value),
+    }
+}
+
 /// Scores `value` with the state of `entity`, created on its first row.
 fn observe_entity<D: Detector>(
     detector: &D,
     states: &mut HashMap<Vec<u8>, D::State>,
     entity: &[u8],
+    at: Option<OffsetDateTime>,
     value: f64,
 ) -> Verdict {
     if let Some(state) = states.get_mut(entity) {
-        return detector.observe(state, value);
+        return observe(detector, state, at, value);
     }
     let mut state = detector.new_state();
-    let verdict = detector.observe(&mut state, value);
+    let verdict = observe(detector, &mut state, at, value);
     states.insert(entity.to_vec(), state);
     verdict
+}
+
+/// A timestamp as RFC 3339 (`2024-01-01T09:30:00Z`, `...+05:30`), as
+/// `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS` (UTC; fractions of a
+/// second allowed), as a date (its midnight UTC), or as a whole number of
+/// seconds since 1970 (milliseconds from 10^11 on, i.e. from 1973 in
+/// milliseconds).
+fn parse_time(text: &[u8]) -> Option<OffsetDateTime> {
+    let text = std::str::from_utf8(text).ok()?.trim_ascii();
+    if let Ok(number) = text.parse::<i64>() {
+        let seconds = if number.abs() >= 100_000_000_000 {
+            number.div_euclid(1000)
+        } else {
+            number
+        };
+        return OffsetDateTime::from_unix_timestamp(seconds).ok();
+    }
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(at);
+    }
+    let naive = text.replacen('T', " ", 1);
+    let formats = [
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day] [hour]:[minute]"),
+    ];
+    for format in formats {
+        if let Ok(at) = PrimitiveDateTime::parse(&naive, format) {
+            return Some(at.assume_utc());
+        }
+    }
+    Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .ok()
+        .map(|date| date.midnight().assume_utc())
 }
 
 fn read_error(error: csv::Error) -> ScoreError {
@@ -964,6 +1047,101 @@ mod tests {
             .expect_err("median is not a detector");
         assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
         assert!(error.to_string().contains("rolling_mean"), "{error}");
+    }
+
+    #[test]
+    fn time_aware_detectors_read_each_rows_timestamp_in_every_documented_form() {
+        // One series written four ways: the scores must equal the library's
+        // judging the same values at the same times.
+        let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_723);
+        let rows: Vec<(OffsetDateTime, f64)> = (0..120i64)
+            .map(|i| {
+                let at = start + time::Duration::minutes(30 * i);
+                let busy = (9..17).contains(&at.hour());
+                (at, if busy { 900.0 } else { 90.0 } + (i % 7) as f64)
+            })
+            .collect();
+        let forms: [fn(OffsetDateTime) -> String; 4] = [
+            |at| at.format(&Rfc3339).expect("formats"),
+            |at| {
+                at.format(format_description!(
+                    "[year]-[month]-[day] [hour]:[minute]:[second]"
+                ))
+                .expect("formats")
+            },
+            |at| at.unix_timestamp().to_string(),
+            |at| (at.unix_timestamp() * 1000).to_string(),
+        ];
+        for name in ["seasonal", "auto"] {
+            let options = Args::try_parse_from(["score", "--detector", name])
+                .expect("arguments parse")
+                .options()
+                .expect("defaults are valid");
+            let mut state = options.detector.new_state();
+            let expected: Vec<f64> = rows
+                .iter()
+                .map(|(at, v)| options.detector.observe_at(&mut state, *at, *v).graded())
+                .collect();
+            for form in forms {
+                let input: String = rows
+                    .iter()
+                    .map(|(at, v)| format!("{},{v}\n", form(*at)))
+                    .collect();
+                let got = scores(&scored(&["--detector", name], &input));
+                assert_eq!(got, expected, "{name}: {}", form(start));
+            }
+        }
+        let offset = "2024-01-01T09:30:00+05:30";
+        assert_eq!(
+            parse_time(offset.as_bytes()).map(|at| (at.hour(), at.offset().whole_seconds())),
+            Some((9, 19_800))
+        );
+        assert_eq!(
+            parse_time(b"2024-01-01"),
+            Some(start),
+            "a date alone is its midnight UTC"
+        );
+    }
+
+    #[test]
+    fn a_timestamp_a_time_aware_detector_cannot_read_is_an_error_naming_the_line() {
+        let error = run(&["--detector", "auto"], "2024-01-01T00:00:00Z,1\nlater,2\n")
+            .expect_err("`later` is no time");
+        assert!(
+            matches!(error, ScoreError::NotATime { line: 2, .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.exit_code(), 2);
+        // Detectors that judge values alone pass any text through.
+        assert!(run(&["--detector", "knn"], "later,2\n").is_ok());
+    }
+
+    #[test]
+    fn every_detector_is_accepted_with_the_parameters_it_takes_and_no_others() {
+        for kind in DetectorKind::ALL {
+            let options = Args::try_parse_from(["score", "--detector", kind.as_str()])
+                .expect("every name parses")
+                .options()
+                .expect("defaults are valid");
+            assert_eq!(options.detector, AnyDetector::with_defaults(kind));
+        }
+        let knn = Args::try_parse_from(["score", "--detector", "knn", "--window", "80"])
+            .expect("parses")
+            .options()
+            .expect("knn takes a window");
+        assert_eq!(knn.detector.kind(), DetectorKind::Knn);
+        let error =
+            run(&["--detector", "auto", "--threshold", "3"], "").expect_err("auto takes none");
+        assert!(
+            matches!(
+                error,
+                ScoreError::Parameter {
+                    option: "--threshold",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
     }
 
     #[test]

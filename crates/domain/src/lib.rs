@@ -1,12 +1,16 @@
 //! The transaction model and anomaly detection, as a pure library.
 //!
 //! Main types: [`Transaction`] (with [`TransactionId`], [`UserId`], [`Amount`],
-//! [`Currency`], [`Status`]); the [`Detector`] trait with four streaming
-//! detectors, [`RollingMean`] (the old service's rule, the default),
-//! [`ZScore`], [`RobustZScore`] and [`Ewma`], chosen at run time through
-//! [`AnyDetector`]; the [`Verdict`] a detector returns; and the [`Window`] of
-//! a user's recent amounts. The [`detector`] module docs say what
-//! each parameter means and when to choose which detector.
+//! [`Currency`], [`Status`]); the [`Detector`] trait (values alone, or with
+//! their times: [`Detector::observe_at`]) with eight streaming detectors,
+//! [`RollingMean`] (the old service's rule, the server's default),
+//! [`ZScore`], [`RobustZScore`], [`Ewma`], [`Seasonal`] (daily and weekly
+//! rhythm), [`RelativeEntropy`], [`KnnConformal`] and [`Auto`] (the one for
+//! series nobody has studied), chosen at run time through [`AnyDetector`];
+//! the [`Verdict`] a detector returns, whose score is calibrated (the same
+//! meaning for every detector and series); and the [`Window`] of a user's
+//! recent amounts. The [`detector`] module docs say what each parameter
+//! means and when to choose which detector.
 //!
 //! This crate must never depend on tokio, async code, a database, Redis, HTTP,
 //! a clock or a random number generator: time and randomness are passed in by
@@ -24,7 +28,7 @@
 //! }
 //! let verdict = detector.observe(&mut state, 2_400.0);
 //! assert!(verdict.is_anomaly());
-//! assert!(verdict.graded() > 0.8); // graded in [0, 1], above 0.5 when flagged
+//! assert!(verdict.graded() > 0.8); // calibrated in [0, 1]: 0.5 is one in a thousand
 //!
 //! // States are serde values: keep them anywhere, restore them later.
 //! let saved = serde_json::to_string(&state).unwrap();
@@ -39,9 +43,10 @@ mod transaction;
 mod window;
 
 pub use detector::{
-    AnyDetector, AnyState, Detector, DetectorConfigError, DetectorKind, DetectorParams,
-    DetectorParamsError, Ewma, EwmaState, RobustScale, RobustState, RobustZScore, RollingMean,
-    RollingMeanState, Score, Verdict, ZScore, ZScoreState,
+    AnyDetector, AnyState, Auto, AutoState, Detector, DetectorConfigError, DetectorKind,
+    DetectorParams, DetectorParamsError, Ewma, EwmaState, KnnConformal, KnnState, RelativeEntropy,
+    RelativeEntropyState, RobustScale, RobustState, RobustZScore, RollingMean, RollingMeanState,
+    Score, Seasonal, SeasonalState, Verdict, ZScore, ZScoreState,
 };
 pub use money::{Amount, AmountError};
 pub use transaction::{

@@ -50,16 +50,29 @@ fn the_counter_sees_allocations() {
 
 #[test]
 fn no_detector_allocates_per_value_once_its_window_is_full() {
+    // Spikes for the point detectors, a level shift half way for the
+    // relative-entropy one, which judges distributions.
     let series: Vec<f64> = (0..10_000)
-        .map(|i| 100.0 + f64::from(i % 17) + f64::from(i % 250 == 0) * 5_000.0)
+        .map(|i| {
+            let level = if i < 5_000 { 100.0 } else { 400.0 };
+            level + f64::from(i % 17) + f64::from(i % 250 == 0) * 5_000.0
+        })
+        .collect();
+    // A value every 5 minutes, for the time-aware path too.
+    let start = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_723);
+    let times: Vec<time::OffsetDateTime> = (0..series.len())
+        .map(|i| start + time::Duration::minutes(5 * i as i64))
         .collect();
     for kind in DetectorKind::ALL {
         let detector = AnyDetector::with_defaults(kind);
-        let mut state = detector.state_from_history(series[..100].iter().copied());
+        let mut state = detector.state_from_history(series[..300].iter().copied());
+        let mut timed = detector
+            .state_from_timed_history(times.iter().copied().zip(series[..300].iter().copied()));
         let before = allocations();
         let mut flagged = 0;
-        for value in &series[100..] {
+        for (at, value) in times[300..].iter().zip(&series[300..]) {
             flagged += usize::from(detector.observe(&mut state, *value).is_anomaly());
+            detector.observe_at(&mut timed, *at, *value);
         }
         assert_eq!(
             allocations() - before,

@@ -319,7 +319,9 @@ struct MetaData {
     /// or simulated) it was judged against.
     #[schema(minimum = 0)]
     window_len: u32,
-    /// Graded suspicion in [0, 1]; above 0.5 exactly when flagged.
+    /// Calibrated suspicion in [0, 1]: 0.5 is a tail probability of one in
+    /// a thousand given the user's history, for every detector. With the
+    /// default rule the flag is the old rule's, not "score above 0.5".
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1)]
     score: f64,

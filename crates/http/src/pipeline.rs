@@ -163,7 +163,10 @@ impl Pipeline {
         detector: AnyDetector,
         metrics: Metrics,
     ) -> Pipeline {
-        let windows = windows.with_origin(Origin::Real);
+        // Time-aware detectors get the previous transactions' dates too.
+        let windows = windows
+            .with_origin(Origin::Real)
+            .with_dates(detector.uses_time());
         Pipeline {
             transactions,
             simulated_windows: windows.clone().with_origin(Origin::Simulated),
@@ -187,6 +190,30 @@ impl Pipeline {
     /// The detector judging every transaction.
     pub fn detector(&self) -> &AnyDetector {
         &self.detector
+    }
+
+    /// Judges `transaction` against the user's previous amounts (and their
+    /// dates, for a detector that learns daily and weekly rhythm).
+    fn verdict(
+        &self,
+        previous: &[Amount],
+        dates: &[OffsetDateTime],
+        transaction: &NewTransaction,
+    ) -> txwatch_domain::Verdict {
+        let amount = transaction.amount.to_f64();
+        if self.detector.uses_time() && dates.len() == previous.len() {
+            let history = dates
+                .iter()
+                .copied()
+                .zip(previous.iter().map(Amount::to_f64));
+            let state = self.detector.state_from_timed_history(history);
+            self.detector.score_at(&state, transaction.txn_date, amount)
+        } else {
+            let state = self
+                .detector
+                .state_from_history(previous.iter().map(Amount::to_f64));
+            self.detector.score(&state, amount)
+        }
     }
 
     /// Scores, stores and publishes `items`, in order: items of one user are
@@ -311,11 +338,8 @@ impl Pipeline {
             .collect();
         for (p, step) in pending.into_iter().zip(steps) {
             match step {
-                Step::Pushed { previous } => {
-                    let state = self
-                        .detector
-                        .state_from_history(previous.iter().map(Amount::to_f64));
-                    let verdict = self.detector.score(&state, p.transaction.amount.to_f64());
+                Step::Pushed { previous, dates } => {
+                    let verdict = self.verdict(&previous, &dates, &p.transaction);
                     let t = p.transaction;
                     row_index.push(p.index);
                     row_feed.push(t.feed);

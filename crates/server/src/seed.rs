@@ -270,7 +270,11 @@ fn score<D: Detector>(
     window: &mut Window,
     row: SimulatedTransaction,
 ) -> Transaction {
-    let verdict = detector.observe(state, row.amount.to_f64());
+    let verdict = if detector.uses_time() {
+        detector.observe_at(state, row.txn_date, row.amount.to_f64())
+    } else {
+        detector.observe(state, row.amount.to_f64())
+    };
     window.push(row.amount);
     Transaction {
         id: row.id,

@@ -101,14 +101,29 @@ impl SimulatorSettings {
     }
 }
 
-/// How many recent amounts a user's Redis window keeps for `detector`: its
-/// window, or for EWMA (which needs none) enough to rebuild its state.
+/// How many recent transactions a user's Redis window keeps for
+/// `detector`: its window, or, for the detectors whose state is not a
+/// window, enough for the state rebuilt from them each step to have learned
+/// what it needs (README, Detector library, gives the cost per step).
+///
+/// - `ewma`: 20 (its weights after 20 values are 12% of the first).
+/// - `seasonal`: 200 (its level and spread settle within 60; its day and
+///   week profiles keep learning from every one).
+/// - `relative_entropy`: 5 windows (the first sets the bins, each quarter
+///   window after it is compared and learned: 16 comparisons at 32).
+/// - `knn`: its lagged vectors and as many calibration scores, `2 window +
+///   5`.
+/// - `auto`: 200, the most of its members.
 pub fn window_len(detector: &AnyDetector) -> usize {
     match detector {
         AnyDetector::RollingMean(d) => d.window(),
         AnyDetector::ZScore(d) => d.window(),
         AnyDetector::Robust(d) => d.window(),
         AnyDetector::Ewma(d) => d.min_history().max(20),
+        AnyDetector::Seasonal(d) => d.min_history().max(200),
+        AnyDetector::RelativeEntropy(d) => d.min_history().max(5 * d.window()),
+        AnyDetector::Knn(d) => d.min_history().max(2 * d.window() + 5),
+        AnyDetector::Auto(_) => 200,
     }
 }
 
@@ -534,6 +549,35 @@ mod tests {
         ])
         .expect("valid");
         assert!(load(&[("APP_HTTP__INGEST_TIMEOUT_MS", "0")]).is_err());
+    }
+
+    #[test]
+    fn every_detector_kind_loads_from_the_environment_with_a_window_it_can_rebuild_from() {
+        use txwatch_domain::{Detector, DetectorKind};
+        for kind in DetectorKind::ALL {
+            let settings =
+                load(&[("APP_DETECTOR__KIND", kind.as_str())]).expect("every kind is valid");
+            let detector = settings.detector.build().expect("valid");
+            assert_eq!(detector, AnyDetector::with_defaults(kind));
+            // The window holds enough history for a verdict.
+            let len = window_len(&detector);
+            let state = detector.state_from_history((0..len).map(|i| 100.0 + (i % 7) as f64));
+            assert!(
+                detector.score(&state, 100.0).score().is_some(),
+                "{}: a window of {len} is not enough to judge",
+                kind.as_str()
+            );
+        }
+        assert_eq!(
+            window_len(&AnyDetector::with_defaults(DetectorKind::Auto)),
+            200
+        );
+        let error = load(&[
+            ("APP_DETECTOR__KIND", "auto"),
+            ("APP_DETECTOR__WINDOW", "40"),
+        ])
+        .expect_err("auto takes no window");
+        assert!(matches!(error, SettingsError::Detector(_)), "{error:?}");
     }
 
     /// `.env.example` lines `NAME=value`, commented-out ones included.

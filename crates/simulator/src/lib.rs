@@ -18,12 +18,15 @@
 //! is passed in too. This crate must never depend on tokio, a database, Redis
 //! or HTTP; scoring and storage belong to the caller.
 
+pub mod benchmark;
 mod config;
 mod history;
 pub mod quality;
 pub mod scenario;
 mod user;
+pub mod windowed;
 
+pub use benchmark::{Case, Point, Shape};
 pub use config::{SimulatorConfig, SimulatorConfigError};
 pub use history::{History, HistoryPlan};
 pub use quality::{Confusion, Evaluation, evaluate};

@@ -51,7 +51,7 @@ pub struct SeriesPlan {
 impl SeriesPlan {
     /// One generator per entity, each seeded by the plan's generator in turn,
     /// so the first entities do not depend on how many follow.
-    fn entity_rngs(&self) -> impl Iterator<Item = ChaCha8Rng> {
+    pub(crate) fn entity_rngs(&self) -> impl Iterator<Item = ChaCha8Rng> {
         let mut plan_rng = ChaCha8Rng::seed_from_u64(self.seed);
         (0..self.entities).map(move |_| ChaCha8Rng::seed_from_u64(plan_rng.next_u64()))
     }
@@ -296,11 +296,11 @@ pub fn level_shift(params: &LevelShift, plan: &SeriesPlan) -> Vec<Series> {
 // Draws are written so that no parameter can make them panic (unlike
 // `random_bool` and `random_range`): odd parameters give odd series.
 
-fn chance(rng: &mut ChaCha8Rng, probability: f64) -> bool {
+pub(crate) fn chance(rng: &mut ChaCha8Rng, probability: f64) -> bool {
     rng.random::<f64>() < probability
 }
 
-fn between(rng: &mut ChaCha8Rng, min: f64, max: f64) -> f64 {
+pub(crate) fn between(rng: &mut ChaCha8Rng, min: f64, max: f64) -> f64 {
     min + (max - min) * rng.random::<f64>()
 }
 

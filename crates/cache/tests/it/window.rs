@@ -35,7 +35,7 @@ fn plain(user_id: UserId, entry: WindowEntry) -> StepRequest<'static> {
 
 fn pushed(step: Step) -> Vec<Amount> {
     match step {
-        Step::Pushed { previous } => previous,
+        Step::Pushed { previous, .. } => previous,
         other => panic!("expected Pushed, got {other:?}"),
     }
 }
@@ -569,10 +569,14 @@ async fn many_steps_in_one_call_run_in_order_and_see_each_other() {
     assert_eq!(
         steps,
         [
-            Step::Pushed { previous: vec![] },
+            Step::Pushed {
+                previous: vec![],
+                dates: vec![]
+            },
             Step::Missing,
             Step::Pushed {
-                previous: amounts(&["1.00"])
+                previous: amounts(&["1.00"]),
+                dates: vec![]
             },
             Step::Duplicate,
         ]
@@ -605,10 +609,12 @@ async fn steps_still_work_after_redis_forgets_its_scripts() {
         steps,
         [
             Step::Pushed {
-                previous: amounts(&["1.00"])
+                previous: amounts(&["1.00"]),
+                dates: vec![]
             },
             Step::Pushed {
-                previous: amounts(&["1.00", "2.00"])
+                previous: amounts(&["1.00", "2.00"]),
+                dates: vec![]
             },
         ]
     );
@@ -760,4 +766,36 @@ async fn a_users_simulated_window_is_kept_apart_from_their_real_one() {
     );
     assert!(exists(&redis, &redis.keys().window(user)).await);
     assert!(!exists(&redis, &redis.keys().simulated_window(user)).await);
+}
+
+#[tokio::test]
+async fn a_store_asked_for_dates_reports_when_each_previous_transaction_happened() {
+    let redis = within(TestRedis::create()).await;
+    let windows = store(&redis, 3).with_dates(true);
+    let user = new_user();
+    let history = [entry(30, "3.00"), entry(10, "1.00"), entry(20, "2.00")];
+    let step = within(windows.step(&request(user, entry(40, "4.00"), &history)))
+        .await
+        .expect("a step");
+    assert_eq!(
+        step,
+        Step::Pushed {
+            previous: amounts(&["1.00", "2.00", "3.00"]),
+            dates: [10, 20, 30]
+                .map(|s| history[0].txn_date + time::Duration::seconds(s - 30))
+                .to_vec(),
+        }
+    );
+    // Without asking, no dates are decoded.
+    let plain_store = store(&redis, 3);
+    match within(plain_store.step(&plain(user, entry(50, "5.00"))))
+        .await
+        .expect("a step")
+    {
+        Step::Pushed { previous, dates } => {
+            assert_eq!(previous, amounts(&["2.00", "3.00", "4.00"]));
+            assert!(dates.is_empty());
+        }
+        other => panic!("expected Pushed, got {other:?}"),
+    }
 }

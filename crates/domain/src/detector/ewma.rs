@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::run::Run;
 use super::{Detector, DetectorConfigError, Verdict, check_positive, two_sided};
 
 /// Flags a value more than `threshold` standard deviations from an
@@ -23,6 +24,10 @@ pub struct EwmaState {
     mean: f64,
     variance: f64,
     count: usize,
+    /// The equal values at the end: a run as long as the detector's
+    /// effective window is a flat history, judged exactly.
+    #[serde(default)]
+    run: Run,
 }
 
 impl Default for Ewma {
@@ -65,6 +70,13 @@ impl Ewma {
 }
 
 impl Ewma {
+    /// The window an exponential weighting of `alpha` stands for, `2 /
+    /// alpha - 1` values (19 at 0.1): a run of equal values that long is a
+    /// flat history.
+    fn effective_window(&self) -> usize {
+        (2.0 / self.alpha - 1.0).ceil().max(1.0) as usize
+    }
+
     /// Weight of the newest value in the moving mean and variance.
     pub fn alpha(&self) -> f64 {
         self.alpha
@@ -89,6 +101,7 @@ impl Detector for Ewma {
             mean: 0.0,
             variance: 0.0,
             count: 0,
+            run: Run::default(),
         }
     }
 
@@ -96,13 +109,11 @@ impl Detector for Ewma {
         if state.count < self.min_history {
             return Verdict::NotEnoughHistory { have: state.count };
         }
-        two_sided(
-            value,
-            state.mean,
-            state.variance.sqrt(),
-            self.threshold,
-            state.count,
-        )
+        let (center, spread) = match state.run.flat_over(self.effective_window()) {
+            Some(flat) => (flat, 0.0),
+            None => (state.mean, state.variance.sqrt()),
+        };
+        two_sided(value, center, spread, self.threshold, state.count)
     }
 
     fn update(&self, state: &mut EwmaState, value: f64) {
@@ -110,6 +121,7 @@ impl Detector for Ewma {
             return;
         }
         state.count = state.count.saturating_add(1);
+        state.run.push(value);
         if state.count == 1 {
             state.mean = value;
             state.variance = 0.0;

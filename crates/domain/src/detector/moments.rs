@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ring::Ring;
+use super::run::Run;
 
 /// The last `capacity` values with their mean and sum of squared deviations
 /// (Welford's method, with a removal step for the value leaving the window).
@@ -18,6 +19,11 @@ pub(crate) struct WindowMoments {
     /// The largest magnitude that took part in the running figures since
     /// they were last recomputed: their rounding error scales with it.
     peak: f64,
+    /// The equal values at the end: when they fill the window, the mean is
+    /// exactly that value and the spread exactly 0, whatever rounding the
+    /// running figures held.
+    #[serde(default)]
+    run: Run,
 }
 
 impl WindowMoments {
@@ -28,6 +34,7 @@ impl WindowMoments {
             m2: 0.0,
             since_resync: 0,
             peak: 0.0,
+            run: Run::default(),
         }
     }
 
@@ -72,6 +79,12 @@ impl WindowMoments {
         }
         self.since_resync += 1;
         self.peak = self.peak.max(value.abs());
+        self.run.push(value);
+        if let Some(flat) = self.run.flat_over(self.values.len()) {
+            self.mean = flat;
+            self.m2 = 0.0;
+            return;
+        }
         // A value far larger than what the window now holds has left
         // rounding error of its own size behind (cancellation): recompute.
         if self.since_resync >= self.values.len().max(1)

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AnyDetector, DetectorConfigError, DetectorKind, Ewma, RobustScale, RobustZScore, RollingMean,
-    ZScore,
+    AnyDetector, Auto, DetectorConfigError, DetectorKind, Ewma, KnnConformal, RelativeEntropy,
+    RobustScale, RobustZScore, RollingMean, Seasonal, ZScore,
 };
 
 /// A detector by name with optional parameters: what a settings file or a
@@ -25,9 +25,10 @@ pub struct DetectorParams {
     /// Which detector; the old rule when left out.
     #[serde(default)]
     pub kind: DetectorKind,
-    /// Earlier values kept (`rolling_mean`, `zscore`, `robust`).
+    /// Earlier values kept (`rolling_mean`, `zscore`, `robust`), compared
+    /// (`relative_entropy`) or searched for neighbours (`knn`).
     pub window: Option<usize>,
-    /// Earlier values needed before judging (all).
+    /// Earlier values needed before judging (all but `auto`).
     pub min_history: Option<usize>,
     /// Flag values above this many times the mean (`rolling_mean`).
     pub multiplier: Option<f64>,
@@ -69,6 +70,9 @@ impl DetectorKind {
             DetectorKind::ZScore => &["window", "min_history", "threshold"],
             DetectorKind::Robust => &["window", "min_history", "threshold", "scale"],
             DetectorKind::Ewma => &["alpha", "min_history", "threshold"],
+            DetectorKind::Seasonal => &["min_history"],
+            DetectorKind::RelativeEntropy | DetectorKind::Knn => &["window", "min_history"],
+            DetectorKind::Auto => &[],
         }
     }
 }
@@ -147,6 +151,34 @@ impl DetectorParams {
                     .map_err(invalid)?,
                 )
             }
+            DetectorKind::Seasonal => AnyDetector::Seasonal(
+                Seasonal::try_new(
+                    self.min_history
+                        .unwrap_or(Seasonal::default().min_history()),
+                )
+                .map_err(invalid)?,
+            ),
+            DetectorKind::RelativeEntropy => {
+                let d = RelativeEntropy::default();
+                AnyDetector::RelativeEntropy(
+                    RelativeEntropy::try_new(
+                        self.window.unwrap_or(d.window()),
+                        self.min_history.unwrap_or(d.min_history()),
+                    )
+                    .map_err(invalid)?,
+                )
+            }
+            DetectorKind::Knn => {
+                let d = KnnConformal::default();
+                AnyDetector::Knn(
+                    KnnConformal::try_new(
+                        self.window.unwrap_or(d.window()),
+                        self.min_history.unwrap_or(d.min_history()),
+                    )
+                    .map_err(invalid)?,
+                )
+            }
+            DetectorKind::Auto => AnyDetector::Auto(Auto::default()),
         })
     }
 }

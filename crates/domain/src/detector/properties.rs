@@ -151,7 +151,130 @@ proptest! {
             let verdict = detector.observe(&mut state, value);
             let score = verdict.graded();
             prop_assert!(score.is_finite() && (0.0..=1.0).contains(&score), "{:?} scored {} for {}", kind, score, value);
-            prop_assert_eq!(verdict.is_anomaly(), score > 0.5);
+        }
+    }
+}
+
+/// Constants of every sign and magnitude, the extremes the issue names
+/// included.
+fn any_constant() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        1 => Just(0.0),
+        1 => Just(-0.0),
+        1 => Just(1e-300),
+        1 => Just(1e300),
+        1 => Just(-1e300),
+        1 => Just(0.1),
+        4 => -1e9..1e9_f64,
+        2 => (1u32..10_000_000).prop_map(|cents| f64::from(cents) / 100.0),
+        1 => prop::num::f64::NORMAL,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn a_constant_series_scores_zero_after_warm_up_for_every_detector(
+        kind in kinds(),
+        value in any_constant(),
+        len in 1usize..150,
+        before in prop::collection::vec(-1e6..1e6_f64, 0..40),
+    ) {
+        let detector = AnyDetector::with_defaults(kind);
+        // Whatever came before, once the series has been flat for longer
+        // than any detector remembers, an equal value is no surprise.
+        let mut state = detector.state_from_history(before.iter().copied());
+        for _ in 0..200 {
+            detector.update(&mut state, value);
+        }
+        for i in 0..len {
+            let verdict = detector.observe(&mut state, value);
+            prop_assert_eq!(verdict.graded(), 0.0, "{:?} scored {:?} for value {} at {}", kind, verdict, value, i);
+            // The old rule's flag is kept as it was: it flags a negative
+            // constant (any value above 5x a negative mean).
+            let old_rule_on_negatives = kind == DetectorKind::RollingMean && value < 0.0;
+            prop_assert!(!verdict.is_anomaly() || old_rule_on_negatives);
+        }
+    }
+
+    #[test]
+    fn a_jump_of_ten_times_the_level_after_a_constant_series_scores_above_one_half(
+        kind in kinds(),
+        value in any_constant().prop_filter("a level to multiply", |v| v.abs() >= 1e-300 && v.abs() <= 1e300),
+        len in 100usize..200,
+    ) {
+        let detector = AnyDetector::with_defaults(kind);
+        let state = detector.state_from_history(std::iter::repeat_n(value, len));
+        let verdict = detector.score(&state, value * 10.0);
+        prop_assert!(verdict.graded() > 0.5, "{:?} scored {:?} for {} after {}", kind, verdict, value * 10.0, value);
+    }
+}
+
+/// Times a minute to a week apart, in several offsets, from 2024.
+fn times(len: usize) -> impl Strategy<Value = Vec<time::OffsetDateTime>> {
+    (
+        prop::collection::vec(60i64..7 * 86_400, len),
+        prop::sample::select(vec![0i32, 19_800, -18_000]),
+    )
+        .prop_map(|(gaps, offset)| {
+            let offset = time::UtcOffset::from_whole_seconds(offset).expect("a valid offset");
+            let mut at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(19_723);
+            gaps.into_iter()
+                .map(|gap| {
+                    at += time::Duration::seconds(gap);
+                    at.to_offset(offset)
+                })
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn with_times_a_restored_state_continues_exactly_and_observe_equals_score_then_update(
+        kind in kinds(),
+        (values, at) in prop::collection::vec(any_finite(), 0..150)
+            .prop_flat_map(|values| { let n = values.len(); (Just(values), times(n)) }),
+        split in 0usize..150,
+    ) {
+        let detector = AnyDetector::with_defaults(kind);
+        let split = split.min(values.len());
+        let mut observed = detector.new_state();
+        let mut stepwise = detector.new_state();
+        for (value, at) in values[..split].iter().zip(&at) {
+            let a = detector.observe_at(&mut observed, *at, *value);
+            let b = detector.score_at(&stepwise, *at, *value);
+            detector.update_at(&mut stepwise, *at, *value);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            prop_assert!((0.0..=1.0).contains(&a.graded()), "{:?} scored {:?}", kind, a);
+        }
+        prop_assert_eq!(&observed, &stepwise);
+        let saved = serde_json::to_string(&observed).expect("serializes");
+        let mut restored: AnyState = serde_json::from_str(&saved).expect("deserializes");
+        prop_assert_eq!(&restored, &observed);
+        for (value, at) in values[split..].iter().zip(&at[split..]) {
+            let a = detector.observe_at(&mut observed, *at, *value);
+            let b = detector.observe_at(&mut restored, *at, *value);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        }
+        prop_assert_eq!(restored, observed);
+    }
+
+    #[test]
+    fn detectors_that_ignore_time_judge_the_same_with_or_without_it(
+        kind in kinds().prop_filter("ignores time", |k| !AnyDetector::with_defaults(*k).uses_time()),
+        (values, at) in prop::collection::vec(moderate(), 0..80)
+            .prop_flat_map(|values| { let n = values.len(); (Just(values), times(n)) }),
+    ) {
+        let detector = AnyDetector::with_defaults(kind);
+        let mut timed = detector.new_state();
+        let mut plain = detector.new_state();
+        for (value, at) in values.iter().zip(&at) {
+            let a = detector.observe_at(&mut timed, *at, *value);
+            let b = detector.observe(&mut plain, *value);
+            prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
         }
     }
 }

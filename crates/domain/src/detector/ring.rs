@@ -22,6 +22,10 @@ impl Ring {
         }
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.values.len()
     }
@@ -38,6 +42,13 @@ impl Ring {
             self.start = 0;
         }
         Some(evicted)
+    }
+
+    /// The values in two slices, oldest first: iterating them is faster
+    /// than [`iter`](Ring::iter)'s chain where it matters.
+    pub(crate) fn as_slices(&self) -> (&[f64], &[f64]) {
+        let (newer, older) = self.values.split_at(self.start);
+        (older, newer)
     }
 
     /// Oldest first.

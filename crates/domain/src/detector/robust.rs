@@ -2,20 +2,28 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::calibration::RELATIVE_FLOOR;
 use super::sorted_window::SortedWindow;
-use super::{Detector, DetectorConfigError, Verdict, check_positive, check_window, two_sided};
+use super::{
+    Detector, DetectorConfigError, Score, Verdict, check_positive, check_window, normal_score,
+    standard_units,
+};
 
+/// The largest floor on the log scale: a 1% move of a large value.
+pub(crate) const LOG_FLOOR_MAX: f64 = 0.009_950_330_853_168_083; // ln(1.01)
 /// MAD of a normal distribution is 0.6745 of its standard deviation.
 const MAD_TO_SIGMA: f64 = 1.0 / 0.674_489_750_196_081_7;
 /// Mean absolute deviation of a normal distribution is 0.7979 of it.
-const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
+pub(crate) const MEAN_AD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 
 /// Flags a value whose modified z-score (Iglewicz and Hoaglin) exceeds
 /// `threshold`: its distance from the median of the last `window` values, in
 /// units of their median absolute deviation scaled to a standard deviation.
 /// A minority of outliers moves neither the median nor the MAD, so earlier
 /// spikes do not hide later ones. When more than half the window is one
-/// value (MAD 0), the mean absolute deviation stands in.
+/// value (MAD 0), the mean absolute deviation stands in, and the spread is
+/// never below that of a 1% move off the median (so after repeated values a
+/// small move is judged by that floor, and a repeat scores 0).
 ///
 /// By default it works on a log scale ([`RobustScale::Log`]): spending is
 /// heavy-tailed (an ordinary purchase ten times the median is common), and on
@@ -44,14 +52,14 @@ pub enum RobustScale {
 }
 
 impl RobustScale {
-    fn forward(self, value: f64) -> f64 {
+    pub(crate) fn forward(self, value: f64) -> f64 {
         match self {
             RobustScale::Log => value.signum() * value.abs().ln_1p(),
             RobustScale::Linear => value,
         }
     }
 
-    fn back(self, value: f64) -> f64 {
+    pub(crate) fn back(self, value: f64) -> f64 {
         match self {
             RobustScale::Log => (value.signum() * value.abs().exp_m1()).clamp(f64::MIN, f64::MAX),
             RobustScale::Linear => value,
@@ -152,25 +160,52 @@ impl Detector for RobustZScore {
 }
 
 impl RobustZScore {
+    /// The least spread, on the detector's scale, around `center` (on that
+    /// scale): that of a move of 1% of the level in the values' own units.
+    fn floor(&self, center: f64) -> f64 {
+        match self.scale {
+            RobustScale::Linear => RELATIVE_FLOOR * center.abs(),
+            RobustScale::Log => {
+                let level = self.scale.back(center);
+                (self.scale.forward(level * (1.0 + RELATIVE_FLOOR)) - center).abs()
+            }
+        }
+    }
+
     /// Judges a value already converted to the detector's scale.
     fn score_scaled(&self, state: &RobustState, scaled: f64) -> Verdict {
         let window = &state.0;
         if window.len() < self.min_history {
             return Verdict::NotEnoughHistory { have: window.len() };
         }
-        let median = window.median();
-        let mad = window.median_abs_deviation(median);
-        let spread = if mad > 0.0 {
-            mad * MAD_TO_SIGMA
-        } else {
-            window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
+        let (median, spread) = match window.flat() {
+            Some(flat) => (flat, 0.0),
+            None => {
+                let median = window.median();
+                let mad = window.median_abs_deviation(median);
+                let spread = if mad > 0.0 {
+                    mad * MAD_TO_SIGMA
+                } else {
+                    window.mean_abs_deviation(median) * MEAN_AD_TO_SIGMA
+                };
+                (median, spread)
+            }
         };
-        let mut verdict = two_sided(scaled, median, spread, self.threshold, window.len());
-        // Report baseline and threshold in the values' own units.
-        if let Verdict::Scored(score) = &mut verdict {
-            score.baseline = self.scale.back(score.baseline);
-            score.threshold = self.scale.back(score.threshold);
-        }
-        verdict
+        // On the log scale no floor exceeds ln(1.01): skip its exp and ln
+        // when the spread is above that anyway.
+        let spread = if self.scale == RobustScale::Log && spread >= LOG_FLOOR_MAX {
+            spread
+        } else {
+            spread.max(self.floor(median))
+        };
+        let z = standard_units(scaled, median, spread);
+        Verdict::Scored(Score {
+            is_anomaly: z > self.threshold,
+            score: normal_score(z),
+            window_len: window.len(),
+            // In the values' own units.
+            baseline: self.scale.back(median),
+            threshold: self.scale.back(median + self.threshold * spread),
+        })
     }
 }

@@ -2,8 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::calibration::floored_spread;
 use super::ring::Ring;
-use super::{Detector, DetectorConfigError, Score, Verdict, check_positive, check_window, graded};
+use super::run::Run;
+use super::{
+    Detector, DetectorConfigError, Score, Verdict, check_positive, check_window, normal_score,
+    standard_units,
+};
 
 /// Flags a value above `multiplier` x the mean of the last `window` values,
 /// once at least `min_history` are known: the old service's rule (window 20,
@@ -13,6 +18,15 @@ use super::{Detector, DetectorConfigError, Score, Verdict, check_positive, check
 /// in order in floating point: a running sum decides in O(1) whenever the
 /// value is clearly on one side of the threshold, and only a value within
 /// rounding distance of it is decided by that exact ordered sum.
+///
+/// Its score is calibrated like every detector's (see the
+/// [`detector`](super) module): the two-sided normal tail of the value's
+/// distance from the window mean in sample standard deviations (floored at
+/// 1% of the mean). The flag is the old rule, so here, unlike for the other
+/// detectors, a score above 0.5 does not mean "flagged": a value can be
+/// flagged with a low score (the window is erratic, so 5x its mean is not
+/// rare) or score high unflagged (far below the mean, or above it but under
+/// 5x in a steady window).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RollingMean {
     window: usize,
@@ -35,6 +49,23 @@ pub struct RollingMeanState {
     magnitude: f64,
     /// Updates since the sums were last recomputed from scratch.
     since_resync: usize,
+    /// Sums of the values' deviations from `shift`, and of their squares,
+    /// for the spread behind the calibrated score (deviations keep the
+    /// squares small: no cancellation for large levels). NaN in a state
+    /// saved before they existed: then recomputed.
+    #[serde(default = "unknown", with = "super::finite")]
+    shift: f64,
+    #[serde(default = "unknown", with = "super::finite")]
+    deviations: f64,
+    #[serde(default = "unknown", with = "super::finite")]
+    squares: f64,
+    /// The equal values at the end, to know a flat window exactly.
+    #[serde(default)]
+    run: Run,
+}
+
+fn unknown() -> f64 {
+    f64::NAN
 }
 
 impl Default for RollingMean {
@@ -94,6 +125,10 @@ impl Detector for RollingMean {
             sum_error: 0.0,
             magnitude: 0.0,
             since_resync: 0,
+            shift: 0.0,
+            deviations: 0.0,
+            squares: 0.0,
+            run: Run::default(),
         }
     }
 
@@ -118,29 +153,15 @@ impl Detector for RollingMean {
             threshold = self.multiplier * mean;
         }
         let is_anomaly = value > threshold;
-        // How far above the mean, in units of the threshold's distance from
-        // it: 0 at or below the mean, 0.5 at the threshold.
-        let reach = threshold - mean;
-        let above = value - mean;
-        let total = reach + above;
-        let score = if reach > 0.0 && reach.is_finite() {
-            if above > 0.0 && total.is_finite() {
-                // graded(above / reach), with one division instead of two.
-                above / total
-            } else {
-                graded(above / reach)
-            }
-        } else if is_anomaly {
-            1.0
-        } else {
-            0.0
+        let (center, spread) = match state.run.flat_over(n) {
+            Some(flat) => (flat, 0.0),
+            None => (mean, state.std_dev()),
         };
-        // Keep flag and score in step where rounding near 0.5 could split them.
-        let score = if is_anomaly {
-            score.max(0.5f64.next_up())
-        } else {
-            score.min(0.5)
-        };
+        let score = normal_score(standard_units(
+            value,
+            center,
+            floored_spread(spread, center),
+        ));
         Verdict::Scored(Score {
             is_anomaly,
             score,
@@ -154,12 +175,37 @@ impl Detector for RollingMean {
         if !value.is_finite() {
             return;
         }
-        let evicted = state.values.push(value).unwrap_or(0.0);
+        let pushed_out = state.values.push(value);
+        let evicted = pushed_out.unwrap_or(0.0);
         state.sum += value - evicted;
         // Each of the two roundings is at most eps times its result.
         state.sum_error += f64::EPSILON * ((value - evicted).abs() + state.sum.abs());
         state.magnitude += value.abs() - evicted.abs();
         state.since_resync += 1;
+        state.run.push(value);
+        if state.values.len() == 1 {
+            // The first value: measure from it, not from 0.
+            state.shift = value;
+            state.deviations = 0.0;
+            state.squares = 0.0;
+        } else if !(state.shift.is_finite()
+            && state.deviations.is_finite()
+            && state.squares.is_finite())
+        {
+            // A state saved before these sums existed, or one they
+            // overflowed: recompute them over the window as it is now.
+            state.resync_spread();
+        } else {
+            let added = value - state.shift;
+            state.deviations += added;
+            state.squares += added * added;
+            if let Some(out) = pushed_out {
+                let removed = out - state.shift;
+                state.deviations -= removed;
+                state.squares -= removed * removed;
+            }
+            state.settle_spread_sums();
+        }
         // Recompute now and then so rounding cannot accumulate.
         if state.since_resync >= self.window
             || !state.sum.is_finite()
@@ -169,6 +215,52 @@ impl Detector for RollingMean {
             state.magnitude = state.values.iter().map(f64::abs).sum();
             state.sum_error = count_error(state.values.len(), state.magnitude);
             state.since_resync = 0;
+            state.resync_spread();
+        }
+    }
+}
+
+impl RollingMeanState {
+    /// Sample standard deviation of the window; 0 below two values.
+    fn std_dev(&self) -> f64 {
+        let n = self.values.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let (deviations, squares) = if self.squares.is_finite() && self.deviations.is_finite() {
+            (self.deviations, self.squares)
+        } else {
+            self.spread_sums(self.shift_of())
+        };
+        let count = n as f64;
+        ((squares - deviations * deviations / count).max(0.0) / (count - 1.0)).sqrt()
+    }
+
+    /// A shift near the values: their mean, or 0 if it is not finite.
+    fn shift_of(&self) -> f64 {
+        let mean = self.sum / self.values.len().max(1) as f64;
+        if mean.is_finite() { mean } else { 0.0 }
+    }
+
+    fn spread_sums(&self, shift: f64) -> (f64, f64) {
+        self.values.iter().fold((0.0, 0.0), |(d, q), v| {
+            let x = v - shift;
+            (d + x, q + x * x)
+        })
+    }
+
+    fn resync_spread(&mut self) {
+        self.shift = self.shift_of();
+        (self.deviations, self.squares) = self.spread_sums(self.shift);
+        self.settle_spread_sums();
+    }
+
+    /// Overflowed sums (values near `f64::MAX`) become infinite, never NaN,
+    /// so states stay comparable; the next update recomputes them.
+    fn settle_spread_sums(&mut self) {
+        if !(self.deviations.is_finite() && self.squares.is_finite()) {
+            self.deviations = f64::INFINITY;
+            self.squares = f64::INFINITY;
         }
     }
 }

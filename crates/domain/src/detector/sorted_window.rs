@@ -38,6 +38,14 @@ impl SortedWindow {
         self.sorted.insert(at, value);
     }
 
+    /// The value every held value equals, if there is one.
+    pub(crate) fn flat(&self) -> Option<f64> {
+        match (self.sorted.first(), self.sorted.last()) {
+            (Some(low), Some(high)) if low.to_bits() == high.to_bits() => Some(*low),
+            _ => None,
+        }
+    }
+
     /// The median; 0 when empty.
     pub(crate) fn median(&self) -> f64 {
         median_of_sorted(&self.sorted)
@@ -92,6 +100,7 @@ pub(crate) fn median_of_sorted(sorted: &[f64]) -> f64 {
     match n {
         0 => 0.0,
         _ if n % 2 == 1 => sorted[n / 2],
+        _ if sorted[n / 2 - 1] == sorted[n / 2] => sorted[n / 2],
         _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }

@@ -611,3 +611,64 @@ async fn a_refused_api_key_gets_a_challenge_and_the_bearer_scheme_is_case_insens
         );
     }
 }
+
+/// A time-aware detector in the server: each transaction is judged with the
+/// dates of the user's previous ones from the Redis window (its latest 200),
+/// exactly as the library judges the same amounts at the same times.
+#[tokio::test]
+async fn a_time_aware_detector_judges_each_transaction_with_the_windows_dates() {
+    use time::format_description::well_known::Rfc3339;
+    use txwatch_domain::{AnyDetector, Detector, DetectorKind};
+
+    let app = spawn_app_with(|settings| settings.detector.kind = DetectorKind::Auto).await;
+    let detector = AnyDetector::with_defaults(DetectorKind::Auto);
+    let user = UserId(uuid::Uuid::new_v4());
+    let start = (time::OffsetDateTime::now_utc() - time::Duration::days(11))
+        .date()
+        .midnight()
+        .assume_utc();
+    // Hourly for ten days: 300 by day, 30 at night; then, at 02:00, a
+    // daytime amount.
+    let window = txwatch_server::window_len(&detector);
+    let mut history: Vec<(time::OffsetDateTime, f64)> = Vec::new();
+    let mut items = Vec::new();
+    let mut expected = Vec::new();
+    for hour in 0..243i64 {
+        let at = start + time::Duration::hours(hour);
+        let busy = (9..18).contains(&at.hour());
+        let cents = if busy { 30_000 } else { 3_000 } + (hour * 37) % 500;
+        let mut amount = cents as f64 / 100.0;
+        if hour == 242 {
+            amount = 300.0;
+        }
+        let previous = &history[history.len().saturating_sub(window)..];
+        let state = detector.state_from_timed_history(previous.iter().copied());
+        expected.push(detector.score_at(&state, at, amount));
+        history.push((at, amount));
+        items.push(json!({
+            "user_id": user.to_string(), "amount": format!("{amount:.2}"), "status": "paid",
+            "txn_date": at.format(&Rfc3339).expect("date"),
+        }));
+    }
+    let reply = app
+        .post("/transactions/batch", &json!({"transactions": items}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let results = reply.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), expected.len());
+    for (result, library) in results.iter().zip(&expected) {
+        let meta = &result["transaction"]["meta_data"];
+        assert_eq!(meta["is_anomaly"], library.is_anomaly(), "{result}");
+        if let Some(score) = library.score() {
+            assert_eq!(meta["score"].as_f64(), Some(score.score), "{result}");
+        }
+    }
+    // The daytime amount at night is the most unusual of the last day.
+    let (last, day) = expected[expected.len() - 24..]
+        .split_last()
+        .expect("a day of verdicts");
+    assert!(
+        day.iter().all(|v| v.graded() < last.graded()),
+        "a daytime amount at night: {last:?}"
+    );
+}
