@@ -34,8 +34,12 @@ seed *ARGS: services
     cargo run --release --locked -p txwatch-server --bin txwatch -- seed {{ARGS}}
 
 # Run every test against real Postgres and Redis.
-test: services
+test: services datasets
     cargo test --workspace --locked --no-fail-fast
+
+# Fetch the public real-world series some tests use into target/datasets (once; needs PyPI).
+datasets:
+    @scripts/datasets.sh
 
 # Format the code.
 fmt:
