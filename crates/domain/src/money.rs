@@ -81,6 +81,12 @@ impl Amount {
         self.0
     }
 
+    /// The whole number of cents (hundredths): the amount is always stored
+    /// at scale 2, so this is its decimal's mantissa.
+    pub fn cents(&self) -> i128 {
+        self.0.mantissa()
+    }
+
     /// The value as a float, for statistics only (never for storage).
     ///
     /// This is the double nearest to the exact amount (what parsing its text

@@ -667,8 +667,7 @@ impl Pipeline {
 /// A transaction's JSON, as answered and as streamed.
 fn json_of(transaction: &Transaction) -> Bytes {
     let mut json = Vec::with_capacity(JSON_BYTES);
-    serde_json::to_writer(&mut json, &TransactionJson(transaction))
-        .expect("a transaction serializes: text, numbers and booleans into a Vec");
+    TransactionJson(transaction).write_to(&mut json);
     Bytes::from(json)
 }
 

@@ -1,8 +1,9 @@
 use actix_web::HttpResponse;
+use actix_web::http::header::ContentType;
 use actix_web::web::{Data, Query};
 use time::OffsetDateTime;
 
-use crate::dto::{PageJson, json_ok};
+use crate::dto::PageJson;
 use crate::error::ApiError;
 use crate::query::RawHistoryQuery;
 use crate::state::AppState;
@@ -48,5 +49,8 @@ pub(super) async fn history(
         cursor,
         has_more: page.has_more,
     };
-    json_ok(&body, 96 + page.transactions.len() * BYTES_PER_ROW)
+    let json = body.to_json(96 + page.transactions.len() * BYTES_PER_ROW);
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(json))
 }
