@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::origin::{InvalidProxy, TrustedProxies};
+use crate::api::origin::{InvalidProxy, TrustedProxies};
 
 /// The cursor secret of the built-in settings. It is public (it is in the
 /// source), so anyone can sign cursors with it: the server warns at start-up

@@ -14,7 +14,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Path};
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// A file served by the dashboard.
 struct Asset {
@@ -118,7 +118,7 @@ pub(crate) async fn index(request: HttpRequest) -> HttpResponse {
         (status = 200, description = "The file.",
          content((String = "text/javascript"), (String = "text/css"))),
         (status = 304, description = "The browser's copy (`If-None-Match`) is current."),
-        (status = 404, response = crate::openapi::NotFound),
+        (status = 404, response = crate::api::openapi::NotFound),
     ),
 )]
 pub(crate) async fn asset(

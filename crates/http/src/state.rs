@@ -9,14 +9,14 @@ use tokio_util::sync::CancellationToken;
 use txwatch_cache::{EventLog, RedisPool};
 use txwatch_storage::TransactionRepository;
 
-use crate::coalesce::IngestQueue;
+use crate::api::cursor::CursorCodec;
+use crate::api::origin::{InvalidProxy, TrustedProxies};
 use crate::config::HttpConfig;
-use crate::cursor::CursorCodec;
-use crate::hub::EventHub;
-use crate::metrics::Metrics;
-use crate::origin::{InvalidProxy, TrustedProxies};
-use crate::pipeline::Pipeline;
-use crate::simulation::Simulations;
+use crate::live::coalesce::IngestQueue;
+use crate::live::hub::EventHub;
+use crate::live::pipeline::Pipeline;
+use crate::live::simulation::Simulations;
+use crate::ops::metrics::Metrics;
 use crate::sse::StreamSlots;
 
 /// What handlers need, as cheap clonable handles (pools are reference

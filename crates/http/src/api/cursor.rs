@@ -14,7 +14,7 @@ use txwatch_domain::{TransactionId, UserId};
 use txwatch_storage::Position;
 use uuid::Uuid;
 
-use crate::query::{EARLIEST, LATEST};
+use crate::api::query::{EARLIEST, LATEST};
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 8;

@@ -1,8 +1,10 @@
+//! `GET /users`: every user with stored transactions.
+
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 
-use crate::dto::{UsersJson, json_ok};
-use crate::error::ApiError;
+use crate::api::dto::{UsersJson, json_ok};
+use crate::api::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /users`: every user that has transactions.
@@ -15,9 +17,9 @@ use crate::state::AppState;
     description = "The id of every user with at least one stored transaction, each once, in \
                    ascending order.",
     responses(
-        (status = 200, description = "The users.", body = crate::openapi::Users),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 200, description = "The users.", body = crate::api::openapi::Users),
+        (status = 500, response = crate::api::openapi::InternalError),
+        (status = 503, response = crate::api::openapi::Unavailable),
     ),
 )]
 pub(super) async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {

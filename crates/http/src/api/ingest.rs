@@ -26,15 +26,15 @@ use time::macros::datetime;
 use tokio::time::Instant;
 use txwatch_domain::{Amount, Currency, Status, TransactionId, UserId};
 
-use crate::body::Body;
-use crate::claim::Claim;
-use crate::dto::{TransactionJson, json_response};
-use crate::error::{ApiError, IngestIds, echo, quoting};
-use crate::json::{BatchShape, Object, strict_value};
-use crate::observe::TimeLimit;
-use crate::origin::{Origin, host_may_write, origin_may_write, own_origin};
-use crate::pipeline::{IdOrigin, NewTransaction, Outcome};
-use crate::query::parse_instant;
+use crate::api::body::Body;
+use crate::api::dto::{TransactionJson, json_response};
+use crate::api::error::{ApiError, IngestIds, echo, quoting};
+use crate::api::json::{BatchShape, Object, strict_value};
+use crate::api::origin::{Origin, host_may_write, origin_may_write, own_origin};
+use crate::api::query::parse_instant;
+use crate::live::claim::Claim;
+use crate::live::pipeline::{IdOrigin, NewTransaction, Outcome};
+use crate::ops::observe::TimeLimit;
 use crate::state::AppState;
 
 /// Most transactions one batch may hold.
@@ -49,7 +49,7 @@ const FIELDS: &str = "id, user_id, amount, currency, txn_date, status";
 const BYTES_PER_ITEM: usize = 360;
 
 /// Proof that the request may write: a browser page may (see
-/// `crate::origin`), the host name is known or an API key is configured,
+/// `crate::api::origin`), the host name is known or an API key is configured,
 /// and the configured API key was sent. Extract it first so a request
 /// without the key is refused before its body is read.
 pub(crate) struct WriteAccess;
@@ -108,25 +108,25 @@ fn check_access(request: &HttpRequest, state: &AppState) -> Result<WriteAccess, 
                    a `Content-Type`. The answer comes within `APP_HTTP__INGEST_TIMEOUT_MS` \
                    (8 s by default); a 503 says whether the transaction is stored, is not, \
                    or may be, and names its id.",
-    request_body(content = crate::openapi::NewTransaction, content_type = "application/json"),
+    request_body(content = crate::api::openapi::NewTransaction, content_type = "application/json"),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 201, description = "Scored and stored now.", body = crate::openapi::Transaction),
+        (status = 201, description = "Scored and stored now.", body = crate::api::openapi::Transaction),
         (status = 200, description = "The id was stored before: the stored transaction.",
-         body = crate::openapi::Transaction),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 408, response = crate::openapi::BodyTimeout),
-        (status = 409, response = crate::openapi::InProgress),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedEncoding),
+         body = crate::api::openapi::Transaction),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 408, response = crate::api::openapi::BodyTimeout),
+        (status = 409, response = crate::api::openapi::InProgress),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::api::openapi::UnsupportedEncoding),
         (status = 422, description = "The body is not a transaction (`invalid_body`: not a JSON \
                                       object, an unknown field, or a repeated key), or a field \
                                       is missing (`missing_field`) or invalid \
                                       (`invalid_field`).",
-         body = crate::openapi::ErrorBody),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::IngestUnavailable),
+         body = crate::api::openapi::ErrorBody),
+        (status = 500, response = crate::api::openapi::InternalError),
+        (status = 503, response = crate::api::openapi::IngestUnavailable),
     ),
 )]
 pub(super) async fn create(
@@ -175,24 +175,24 @@ pub(super) async fn create(
                    One statement stores the batch, so a 503 concerns all of it: it says \
                    whether nothing is stored (`service_unavailable`) or whether that is \
                    unknown (`outcome_unknown`), and names each item's id.",
-    request_body(content = crate::openapi::Batch, content_type = "application/json"),
+    request_body(content = crate::api::openapi::Batch, content_type = "application/json"),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "One result per item, in order, and their counts.",
-         body = crate::openapi::BatchResult),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 408, response = crate::openapi::BodyTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedEncoding),
+         body = crate::api::openapi::BatchResult),
+        (status = 401, response = crate::api::openapi::Unauthorized),
+        (status = 403, response = crate::api::openapi::Forbidden),
+        (status = 408, response = crate::api::openapi::BodyTimeout),
+        (status = 413, response = crate::api::openapi::PayloadTooLarge),
+        (status = 415, response = crate::api::openapi::UnsupportedEncoding),
         (status = 422, description = "The body is neither an array nor `{\"transactions\": [...]}` \
                                       (`invalid_body`, such as a repeated key, `missing_field`, \
                                       `invalid_field`), or it holds more than 1,000 items \
                                       (`invalid_field`). An item that is not a JSON object, or \
                                       repeats a key, gets its own 422 result instead.",
-         body = crate::openapi::ErrorBody),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::BatchUnavailable),
+         body = crate::api::openapi::ErrorBody),
+        (status = 500, response = crate::api::openapi::InternalError),
+        (status = 503, response = crate::api::openapi::BatchUnavailable),
     ),
 )]
 pub(super) async fn create_batch(
@@ -226,7 +226,7 @@ const ANSWER_TIME: Duration = Duration::from_millis(250);
 /// One transaction from a body: read plainly when it is a plainly
 /// well-formed transaction object, else by the general reading, which says
 /// exactly what is wrong with it. Both take only an object, and refuse a
-/// repeated key (see `crate::json`).
+/// repeated key (see `crate::api::json`).
 fn read_transaction(body: &str, now: OffsetDateTime) -> Result<NewTransaction, ApiError> {
     match serde_json::from_str::<Object<SentTransaction<'_>>>(body) {
         Ok(Object(sent)) => check(sent.fields(), now),

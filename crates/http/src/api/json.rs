@@ -20,7 +20,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::error::echo;
+use crate::api::error::echo;
 
 /// `T` read only from a JSON object, never from an array.
 pub(crate) struct Object<T>(pub(crate) T);

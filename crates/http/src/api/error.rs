@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use txwatch_storage::StorageError;
 
-use crate::cursor::CursorError;
+use crate::api::cursor::CursorError;
 
 /// Everything a route can fail with. The `ResponseError` impl below is the
 /// only place that decides statuses and error bodies.

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use txwatch_domain::{Transaction, UserId};
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// A transaction as the old service sent it, plus the verdict's details in
 /// `meta_data` so a flag can be explained:

@@ -1,11 +1,13 @@
+//! `GET /transactions`: one page of a user's history, by cursor.
+
 use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
 use actix_web::web::{Data, Query};
 use time::OffsetDateTime;
 
-use crate::dto::PageJson;
-use crate::error::ApiError;
-use crate::query::RawHistoryQuery;
+use crate::api::dto::PageJson;
+use crate::api::error::ApiError;
+use crate::api::query::RawHistoryQuery;
 use crate::state::AppState;
 
 /// Bytes of JSON per transaction, roughly; sizes the response buffer.
@@ -22,16 +24,16 @@ const BYTES_PER_ROW: usize = 330;
                    ordered by `txn_date` descending, then `id` ascending. To read the next \
                    page, repeat the query with the `cursor` of this one; walking every page \
                    yields each matching row exactly once. An empty page has the cursor `\"\"`.",
-    params(crate::openapi::HistoryParams),
+    params(crate::api::openapi::HistoryParams),
     responses(
-        (status = 200, description = "One page.", body = crate::openapi::Page),
+        (status = 200, description = "One page.", body = crate::api::openapi::Page),
         (status = 422, description = "A parameter is missing or invalid (`missing_parameter`, \
                                       `invalid_parameter`, `invalid_range`, `invalid_cursor`), \
                                       or the query string is malformed (`malformed_query`, \
                                       such as a parameter given twice).",
-         body = crate::openapi::ErrorBody),
-        (status = 500, response = crate::openapi::InternalError),
-        (status = 503, response = crate::openapi::Unavailable),
+         body = crate::api::openapi::ErrorBody),
+        (status = 500, response = crate::api::openapi::InternalError),
+        (status = 503, response = crate::api::openapi::Unavailable),
     ),
 )]
 pub(super) async fn history(

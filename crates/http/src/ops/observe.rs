@@ -18,7 +18,7 @@ use actix_web::web::Data;
 use actix_web::{Error, HttpMessage, ResponseError};
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::state::AppState;
 
 /// The request id header, in and out.
@@ -146,7 +146,7 @@ pub async fn time_limit(
         Err(_) => {
             // A client that has not sent its whole body yet is the one to
             // blame, not the server.
-            let error = if crate::body::still_reading(&http_request) {
+            let error = if crate::api::body::still_reading(&http_request) {
                 ApiError::BodyTimeout(limit)
             } else {
                 ApiError::Timeout(limit)

@@ -1,7 +1,9 @@
+//! `GET /metrics`: the Prometheus text of this process's [`Metrics`](super::metrics::Metrics).
+
 use actix_web::HttpResponse;
 use actix_web::web::Data;
 
-use crate::metrics::PoolUsage;
+use crate::ops::metrics::PoolUsage;
 use crate::state::AppState;
 
 /// `GET /metrics`: the Prometheus text exposition of this process.
@@ -18,7 +20,7 @@ use crate::state::AppState;
     responses((status = 200, description = "The metrics.", body = String,
                content_type = "text/plain")),
 )]
-pub(super) async fn metrics(state: Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: Data<AppState>) -> HttpResponse {
     let postgres = state.transactions.pool().status();
     let redis = state.redis.status();
     let pools = [

@@ -27,7 +27,7 @@ use utoipa::openapi::{KnownFormat, Ref, RefOr, Response};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 use utoipa_swagger_ui::Config;
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// Where the document is served.
 const DOCUMENT_PATH: &str = "/openapi.json";
@@ -52,13 +52,13 @@ const DOCS_PATH: &str = "/docs";
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
-        crate::routes::health,
-        crate::routes::ready,
-        crate::routes::metrics,
-        crate::routes::list,
-        crate::routes::history,
-        crate::routes::create,
-        crate::routes::create_batch,
+        crate::api::routes::health,
+        crate::api::routes::ready,
+        crate::api::routes::metrics,
+        crate::api::routes::list,
+        crate::api::routes::history,
+        crate::api::routes::create,
+        crate::api::routes::create_batch,
         crate::sse::user_stream,
         crate::sse::all_stream,
         openapi_json,
@@ -119,10 +119,10 @@ static SWAGGER_CONFIG: LazyLock<Arc<Config<'static>>> = LazyLock::new(|| {
 /// methods with the API's JSON 405.
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(crate::routes::read_route(DOCUMENT_PATH, openapi_json))
-        .service(crate::routes::read_route(DOCS_PATH, docs_redirect))
-        .service(crate::routes::read_route("/docs/", docs_index))
-        .service(crate::routes::read_route("/docs/{file}", docs_file));
+        .service(crate::api::routes::read_route(DOCUMENT_PATH, openapi_json))
+        .service(crate::api::routes::read_route(DOCS_PATH, docs_redirect))
+        .service(crate::api::routes::read_route("/docs/", docs_index))
+        .service(crate::api::routes::read_route("/docs/{file}", docs_file));
 }
 
 /// `GET /openapi.json`.
@@ -922,7 +922,7 @@ mod tests {
             ApiError::MissingParameter("user_id"),
             ApiError::invalid("limit", "too large"),
             ApiError::MalformedQuery("twice".into()),
-            ApiError::InvalidCursor(crate::cursor::CursorError::Format),
+            ApiError::InvalidCursor(crate::api::cursor::CursorError::Format),
             ApiError::InvalidRange {
                 low: "a",
                 low_value: "2".into(),
@@ -952,7 +952,8 @@ mod tests {
             },
             ApiError::OutcomeUnknown("no answer".into()),
             ApiError::NotStoredInTime,
-            ApiError::NotStoredInTime.with_ids(crate::error::IngestIds::One(uuid::Uuid::nil())),
+            ApiError::NotStoredInTime
+                .with_ids(crate::api::error::IngestIds::One(uuid::Uuid::nil())),
             ApiError::Internal("bug".into()),
         ];
         errors

@@ -34,10 +34,10 @@ use txwatch_domain::{
 };
 use txwatch_storage::TransactionRepository;
 
-use crate::claim::Claim;
-use crate::dto::TransactionJson;
-use crate::error::ApiError;
-use crate::metrics::{Metrics, Stage};
+use crate::api::dto::TransactionJson;
+use crate::api::error::ApiError;
+use crate::live::claim::Claim;
+use crate::ops::metrics::{Metrics, Stage};
 
 /// How often, and how long, to look for the stored row of an id that another
 /// request is storing at this moment.

@@ -31,7 +31,7 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use actix_web::dev::Extensions;
 
-use crate::head_errors::HeadErrorsAsJson;
+use crate::api::head_errors::HeadErrorsAsJson;
 
 /// How often a stream looks whether its client has gone.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);

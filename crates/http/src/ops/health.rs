@@ -1,3 +1,6 @@
+//! `GET /health` (the process answers) and `GET /ready` (Postgres and Redis
+//! answer, and what the operator should know).
+
 use std::time::Duration;
 
 use actix_web::HttpResponse;
@@ -6,8 +9,8 @@ use actix_web::web::{Data, Json};
 use serde::Serialize;
 use txwatch_storage::StorageError;
 
-use crate::dto::{HealthJson, json_response};
-use crate::error::{ApiError, error_chain};
+use crate::api::dto::{HealthJson, json_response};
+use crate::api::error::{ApiError, error_chain};
 use crate::state::AppState;
 
 /// How long readiness waits for each dependency to answer.
@@ -22,9 +25,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
     summary = "Liveness",
     description = "Answers as long as the process serves HTTP. It touches neither Postgres \
                    nor Redis: readiness is a separate question.",
-    responses((status = 200, description = "The process is alive.", body = crate::openapi::Health)),
+    responses((status = 200, description = "The process is alive.", body = crate::api::openapi::Health)),
 )]
-pub(super) async fn health() -> Json<HealthJson> {
+pub(crate) async fn health() -> Json<HealthJson> {
     Json(HealthJson { health: "ok" })
 }
 
@@ -68,14 +71,14 @@ struct WarningJson {
                    public secret.",
     responses(
         (status = 200, description = "Postgres and Redis are reachable.",
-         body = crate::openapi::Readiness),
+         body = crate::api::openapi::Readiness),
         (status = 503, description = "Something is down: `error` is `not_ready`, `message` \
                                       names what, and `postgres` and `redis` say `ok` or, in \
                                       plain words, why not (the details are logged).",
-         body = crate::openapi::Readiness),
+         body = crate::api::openapi::Readiness),
     ),
 )]
-pub(super) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     // The ping keeps its own deadline, so that a connection that gives no
     // answer is closed rather than handed back to the pool.
     let postgres = async {

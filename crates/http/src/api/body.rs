@@ -24,7 +24,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use futures_util::future::{Either, LocalBoxFuture};
 
-use crate::error::{ApiError, echo};
+use crate::api::error::{ApiError, echo};
 use crate::state::AppState;
 
 /// The most bytes a route's body may have; set per resource with

@@ -31,9 +31,9 @@ use txwatch_cache::FeedId;
 use txwatch_domain::UserId;
 use txwatch_simulator::{SimulatorConfig, UserSimulator};
 
-use crate::error::ApiError;
-use crate::hub::{EventHub, Notice};
-use crate::pipeline::{IdOrigin, NewTransaction, Pipeline};
+use crate::api::error::ApiError;
+use crate::live::hub::{EventHub, Notice};
+use crate::live::pipeline::{IdOrigin, NewTransaction, Pipeline};
 
 /// The feeds of this process; cheap to clone.
 #[derive(Clone, Default)]

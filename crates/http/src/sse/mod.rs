@@ -31,10 +31,12 @@
 //!
 //! A process holds at most `http.max_streams` streams ([`StreamSlots`]); one
 //! more answers 503 `too_many_streams`. A stream whose client closes the
-//! connection ends at once, giving its place back (`crate::hangup`). When the server shuts down, every
+//! connection ends at once, giving its place back (`crate::sse::hangup`). When the server shuts down, every
 //! stream sends `event: error` (`shutting_down`) and ends, so clients
 //! reconnect (to another process behind the load balancer) and resume by
 //! id.
+
+pub(crate) mod hangup;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -55,11 +57,11 @@ use tokio_util::sync::CancellationToken;
 use txwatch_cache::{Event, EventId, EventLog, FeedId};
 use txwatch_domain::UserId;
 
-use crate::error::{ApiError, echo};
-use crate::hangup::Hangup;
-use crate::hub::{Live, Notice, UserSubscription};
-use crate::metrics::Metrics;
-use crate::simulation::FeedGuard;
+use crate::api::error::{ApiError, echo};
+use crate::live::hub::{Live, Notice, UserSubscription};
+use crate::live::simulation::FeedGuard;
+use crate::ops::metrics::Metrics;
+use crate::sse::hangup::Hangup;
 use crate::state::AppState;
 
 /// Comment period, as the old service.
@@ -82,19 +84,19 @@ const CLOCK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
     tag = "live",
     operation_id = "stream_user_transactions",
     summary = "Live transactions of one user: this connection's own simulated feed",
-    description = crate::openapi::USER_STREAM_DESCRIPTION,
+    description = crate::api::openapi::USER_STREAM_DESCRIPTION,
     params(
         ("user_id" = uuid::Uuid, Path, description = "Whose transactions."),
-        crate::openapi::ResumeHeader,
+        crate::api::openapi::ResumeHeader,
     ),
     security((), ("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, response = crate::openapi::EventStream),
+        (status = 200, response = crate::api::openapi::EventStream),
         (status = 422, description = "`user_id` is not a UUID (`invalid_parameter`) or \
                                       `Last-Event-ID` is not an id of ours, or lies in the \
                                       future (`invalid_event_id`).",
-         body = crate::openapi::ErrorBody),
-        (status = 503, response = crate::openapi::Unavailable),
+         body = crate::api::openapi::ErrorBody),
+        (status = 503, response = crate::api::openapi::Unavailable),
     ),
 )]
 pub(crate) async fn user_stream(
@@ -166,15 +168,15 @@ pub(crate) struct AllStreamQuery {
     tag = "live",
     operation_id = "stream_transactions",
     summary = "Live transactions of every user, filterable",
-    description = crate::openapi::ALL_STREAM_DESCRIPTION,
-    params(crate::openapi::StreamParams, crate::openapi::ResumeHeader),
+    description = crate::api::openapi::ALL_STREAM_DESCRIPTION,
+    params(crate::api::openapi::StreamParams, crate::api::openapi::ResumeHeader),
     responses(
-        (status = 200, response = crate::openapi::EventStream),
+        (status = 200, response = crate::api::openapi::EventStream),
         (status = 422, description = "A parameter is invalid (`invalid_parameter`) or unknown \
                                       (`malformed_query`), or `Last-Event-ID` is not an id of \
                                       ours, or lies in the future (`invalid_event_id`).",
-         body = crate::openapi::ErrorBody),
-        (status = 503, response = crate::openapi::Unavailable),
+         body = crate::api::openapi::ErrorBody),
+        (status = 503, response = crate::api::openapi::Unavailable),
     ),
 )]
 pub(crate) async fn all_stream(
@@ -295,7 +297,7 @@ impl Drop for StreamSlot {
 
 /// The stream's response. It ends, dropping the feed and everything it
 /// holds (its place, subscription and simulation), as soon as the client
-/// closes the connection, not only at the next write (see `crate::hangup`).
+/// closes the connection, not only at the next write (see `crate::sse::hangup`).
 fn respond(feed: Feed, hangup: Hangup) -> impl Responder {
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;

@@ -1,22 +1,20 @@
-//! Route registration and the cross-origin policy.
+//! The routing table: every route, its method guards and limits, and the
+//! cross-origin policy.
 
 use actix_cors::Cors;
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
-use crate::body::BodyLimit;
+use crate::api::body::BodyLimit;
+use crate::api::error::ApiError;
 use crate::config::HttpConfig;
-use crate::error::ApiError;
-use crate::observe::time_limit;
+use crate::ops::observe::time_limit;
 use crate::sse;
 use crate::state::AppState;
 
-mod health;
-mod ingest;
-mod metrics;
-mod transactions;
-mod users;
+use super::{history, ingest, users};
+use crate::ops::{health, metrics_route};
 
 /// Registers every route, the shared state, and the JSON error handlers for
 /// malformed query strings. Pair it with [`not_found`] as the app's default
@@ -32,17 +30,17 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clon
                     ApiError::MalformedQuery(error.to_string()).into()
                 }),
             )
-            .configure(crate::openapi::configure)
+            .configure(crate::api::openapi::configure)
             .service(read_route("/health", health::health))
             .service(read_route("/ready", health::ready))
-            .service(read_route("/metrics", metrics::metrics))
+            .service(read_route("/metrics", metrics_route::metrics))
             .service(read_route("/users", users::list))
             .service(
                 web::resource("/transactions")
                     .app_data(BodyLimit(ingest::MAX_SINGLE_BYTES))
                     .wrap(from_fn(time_limit))
-                    .route(web::get().to(transactions::history))
-                    .route(web::head().to(transactions::history))
+                    .route(web::get().to(history::history))
+                    .route(web::head().to(history::history))
                     .route(web::post().to(ingest::create))
                     .default_service(web::to(|| not_allowed("GET, HEAD, POST"))),
             )
@@ -145,9 +143,8 @@ fn origin_list(origins: &[String]) -> Vec<String> {
         .collect()
 }
 
-// The handlers' OpenAPI descriptions, gathered by `crate::openapi`.
+// The handlers' OpenAPI descriptions, gathered by `crate::api::openapi`.
 pub(crate) use self::{
-    health::__path_health, health::__path_ready, ingest::__path_create,
-    ingest::__path_create_batch, metrics::__path_metrics, transactions::__path_history,
-    users::__path_list,
+    health::__path_health, health::__path_ready, history::__path_history, ingest::__path_create,
+    ingest::__path_create_batch, metrics_route::__path_metrics, users::__path_list,
 };

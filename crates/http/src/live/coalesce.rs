@@ -22,9 +22,9 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::claim::Claim;
-use crate::error::ApiError;
-use crate::pipeline::{NewTransaction, Outcome, Pipeline};
+use crate::api::error::ApiError;
+use crate::live::claim::Claim;
+use crate::live::pipeline::{NewTransaction, Outcome, Pipeline};
 
 /// Transactions one worker puts through the pipeline at once, at most.
 const MAX_BATCH: usize = 256;

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, broadcast};
 use txwatch_cache::{Event, EventId, EventLog};
 use txwatch_domain::UserId;
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// Most events one relay read takes at once.
 const RELAY_BATCH: usize = 1000;

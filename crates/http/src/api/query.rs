@@ -7,8 +7,8 @@ use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
 use txwatch_domain::{Amount, UserId};
 use txwatch_storage::PageQuery;
 
-use crate::cursor::CursorCodec;
-use crate::error::{ApiError, echo, quoting};
+use crate::api::cursor::CursorCodec;
+use crate::api::error::{ApiError, echo, quoting};
 
 /// Rows per page when `limit` is absent.
 pub(crate) const DEFAULT_LIMIT: u32 = 100;
