@@ -284,14 +284,14 @@ mod tests {
         ];
         let txn_date = dates[n as usize % 4] + time::Duration::nanoseconds(nanos);
         let cents = [0_i128, 1, 99, 100, 27162, -5, 99_999_999_999_999_999_999][n as usize % 7];
-        let verdict = if n % 3 == 0 {
+        let verdict = if n.is_multiple_of(3) {
             Verdict::NotEnoughHistory {
                 have: n as usize % 10,
             }
         } else {
             let floats = [0.0, 1.0 / 3.0, 1e-300, 12345.678, f64::NAN, 5e20];
             Verdict::Scored(Score {
-                is_anomaly: n % 2 == 0,
+                is_anomaly: n.is_multiple_of(2),
                 score: floats[n as usize % 6],
                 window_len: 20,
                 baseline: floats[(n as usize + 1) % 6],
@@ -302,18 +302,18 @@ mod tests {
             id: TransactionId(Uuid::from_u64_pair(n.wrapping_mul(0x9e37_79b9), n)),
             user_id: UserId(Uuid::from_u128(u128::from(n) << 64 | 0xabc)),
             amount: Amount::from_cents(cents).expect("in range"),
-            currency: if n % 2 == 0 {
+            currency: if n.is_multiple_of(2) {
                 Currency::INR
             } else {
                 "USD".parse().expect("a code")
             },
             txn_date,
-            status: if n % 4 == 0 {
+            status: if n.is_multiple_of(4) {
                 Status::FAILED
             } else {
                 "charged_back_2".parse().expect("a status")
             },
-            origin: if n % 5 == 0 {
+            origin: if n.is_multiple_of(5) {
                 Origin::Simulated
             } else {
                 Origin::Real
