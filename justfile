@@ -61,8 +61,12 @@ deps:
 compose-check:
     @scripts/compose-check.sh
 
-# Everything CI checks: fmt, lint, deps, compose file, test.
-check: fmt-check lint deps compose-check test
+# Fail if README.md or docs/ name a recipe, setting or route that does not exist, or miss a setting or route.
+docs-check: services
+    cargo test --locked -p txwatch-server --test api docs::
+
+# Everything CI checks: fmt, lint, deps, compose file, docs, test.
+check: fmt-check lint deps compose-check docs-check test
 
 # All benchmarks.
 bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-ingest-instructions bench-sse bench-dashboard

@@ -21,7 +21,7 @@
 //! | [`KnnConformal`] | the nearest earlier trajectories, conformal p-value (Burnaev and Ishimtsev, 2016) | `2 window + 5` values and distances | O(`window`) |
 //! | [`Auto`] | [`Seasonal`], [`KnnConformal`] and [`RelativeEntropy`] combined | their states | their sum |
 //!
-//! Which to choose (the README's Detection quality section has the figures):
+//! Which to choose (docs/detectors.md, Detection quality, has the figures):
 //! - [`Auto`] for series nobody has studied: the best or within a point of
 //!   it at one setting over nine everyday shapes.
 //! - [`Seasonal`] alone, a third of `Auto`'s cost, for payment-like and

@@ -104,7 +104,7 @@ impl SimulatorSettings {
 /// How many recent transactions a user's Redis window keeps for
 /// `detector`: its window, or, for the detectors whose state is not a
 /// window, enough for the state rebuilt from them each step to have learned
-/// what it needs (README, Detector library, gives the cost per step).
+/// what it needs (docs/detectors.md gives the cost per step).
 ///
 /// - `ewma`: 20 (its weights after 20 values are 12% of the first).
 /// - `seasonal`: 200 (its level and spread settle within 60; its day and

@@ -32,7 +32,7 @@ impl FreezableRedis {
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (see README)");
+            .expect("redis-server is installed (see docs/testing.md)");
         within(async {
             while tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await

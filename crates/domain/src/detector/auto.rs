@@ -23,7 +23,7 @@ const WEIGHTS: [f64; 3] = [0.8, 0.1, 0.1];
 /// bound on the chance of a false alarm however the members depend on each
 /// other, so the score keeps its meaning, while the seasonal member, the
 /// best calibrated on its own, pays little for the other two. The weights
-/// were chosen on the quality benchmark (`just quality`; README, Detection
+/// were chosen on the quality benchmark (`just quality`; docs/detectors.md, Detection
 /// quality).
 ///
 /// It judges once one member has enough history (30 values), flags a value

@@ -5,6 +5,7 @@ mod browser;
 mod commits;
 mod dashboard;
 mod deadlines;
+mod docs;
 mod errors;
 mod helpers;
 mod history;

@@ -381,7 +381,7 @@ impl OwnRedis {
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("redis-server is installed (see README)");
+            .expect("redis-server is installed (see docs/testing.md)");
         self.child = Some(child);
         within(async {
             while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
