@@ -1,13 +1,85 @@
-# Shared by the bench scripts: build the release binary, reach Postgres.
+# Shared by the bench scripts: build the release binary, give the run its
+# own database, port, Redis database and key prefix (bench_env), start and
+# stop the server, clean up at exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Where benchmark databases are created (a server URL without a database).
 BENCH_SERVER=${BENCH_SERVER:-postgres://postgres@127.0.0.1:5432}
+# The Redis server (host and port; bench_env picks the database number).
+BENCH_REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379}
 OUT=bench/out
-# Benchmark seeds warm windows under their own Redis prefix.
-export APP_REDIS__KEY_PREFIX=${APP_REDIS__KEY_PREFIX:-txwatch-bench:}
 mkdir -p "$OUT"
+# The caller's .env or environment must not leak into a benchmark's server.
+unset APP_CONFIG_FILE APP_HTTP__API_KEY DATABASE_URL REDIS_URL PORT APP_REDIS__KEY_PREFIX
+
+# at_exit COMMAND: run COMMAND when the script exits, after the ones
+# registered before it (one EXIT trap runs them all, last first).
+AT_EXIT=()
+at_exit() { AT_EXIT=("$1" "${AT_EXIT[@]}"); }
+run_at_exit() { for command in "${AT_EXIT[@]}"; do eval "$command" || true; done; }
+trap run_at_exit EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_env NAME: this run's own places, exported for the server:
+#   PORT       a free port (BENCH_PORT chooses one);
+#   DB, URL    database txwatch_bench_NAME on BENCH_SERVER (BENCH_DB
+#              chooses another; recreate_db or the script decides whether
+#              it starts empty), DATABASE_URL=URL;
+#   REDIS      a Redis database of this run's own: the first of 1..15 that is
+#              empty, claimed for the run and released at exit
+#              (BENCH_REDIS_DB chooses one), REDIS_URL=REDIS;
+#   PREFIX     a key prefix unique to the run, APP_REDIS__KEY_PREFIX=PREFIX;
+#              its keys are unlinked at exit.
+bench_env() {
+  local name=$1
+  PORT=${BENCH_PORT:-$(free_port)}
+  DB=${BENCH_DB:-txwatch_bench_$name}
+  URL=$BENCH_SERVER/$DB
+  claim_redis_db
+  REDIS=$BENCH_REDIS/$REDIS_DB
+  PREFIX="txwatch-bench-$name:$(python3 -c 'import secrets; print(secrets.token_hex(4))'):"
+  export PORT DATABASE_URL=$URL REDIS_URL=$REDIS APP_REDIS__KEY_PREFIX=$PREFIX
+  at_exit 'redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null'
+}
+
+# claim_redis_db: REDIS_DB, an empty Redis database claimed by a key only
+# this run holds (so two benchmarks at once never share one).
+claim_redis_db() {
+  local claim="txwatch-bench-claim" candidates
+  if [[ -n ${BENCH_REDIS_DB:-} ]]; then candidates=$BENCH_REDIS_DB; else candidates=$(seq 1 15); fi
+  for n in $candidates; do
+    if [[ -n ${BENCH_REDIS_DB:-} || $(redis-cli -u "$BENCH_REDIS/$n" dbsize) == 0 ]] &&
+       [[ $(redis-cli -u "$BENCH_REDIS/$n" set "$claim" "$$" nx ex 86400) == OK ]]; then
+      REDIS_DB=$n
+      at_exit "[[ \$(redis-cli -u '$BENCH_REDIS/$n' get $claim) == $$ ]] && redis-cli -u '$BENCH_REDIS/$n' del $claim >/dev/null"
+      return
+    fi
+  done
+  echo "error: no empty Redis database among $candidates on $BENCH_REDIS to claim (set BENCH_REDIS_DB)" >&2
+  exit 1
+}
+
+# start_server LOG [ENV=VALUE ...]: `txwatch serve` in the background with
+# this run's places plus the given settings, on 127.0.0.1; SERVER is its
+# pid. Stopped at exit. Waits until it answers /health.
+start_server() {
+  local log=$1
+  shift
+  env APP_LOG__FILTER=warn APP_SERVER__HOST=127.0.0.1 "$@" "$BIN" serve >"$log" 2>&1 &
+  SERVER=$!
+  at_exit "kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null"
+  for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return
+    kill -0 "$SERVER" 2>/dev/null || { echo "error: the server exited; see $log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "error: the server did not answer within 60 s; see $log" >&2
+  exit 1
+}
 
 need() {
   for tool in "$@"; do

@@ -4,7 +4,7 @@
 # server's exact SQL as a prepared statement under its generic plan, the plan
 # a long-running server ends up using.
 source "$(dirname "$0")/common.sh"
-URL=$BENCH_SERVER/txwatch_bench_query
+URL=$BENCH_SERVER/${BENCH_DB:-txwatch_bench_query}
 user=$(psql "$URL" -tAc "select user_id from transactions limit 1")
 cursor=$(psql "$URL" -tAc "select txn_date || '|' || id from transactions where user_id = '$user' order by txn_date desc, id asc offset 5000 limit 1")
 select="select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, baseline, threshold from transactions"

@@ -25,10 +25,8 @@ SEED=${FUZZ_SEED:-1}
 WORKERS=${FUZZ_WORKERS:-2}
 CHECKS=${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}
 SCHEMATHESIS=${SCHEMATHESIS_VERSION:-4.32.5}
-PORT=${FUZZ_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-DB=txwatch_fuzz
-PREFIX="fuzz:$(python3 -c 'import secrets; print(secrets.token_hex(6))'):"
-REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+BENCH_PORT=${FUZZ_PORT:-${BENCH_PORT:-}}
+bench_env fuzz
 VENV=$PWD/target/fuzz-venv
 BASE=http://127.0.0.1:$PORT
 work=$OUT/fuzz
@@ -41,23 +39,12 @@ if [[ ! -x $VENV/bin/schemathesis ]] || [[ $("$VENV/bin/schemathesis" --version)
 fi
 if [[ -n ${FUZZ_BIN:-} ]]; then BIN=$(realpath "$FUZZ_BIN"); else build_release; fi
 
-server_pid=
-cleanup() {
-  if [[ -n $server_pid ]]; then
-    kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  fi
-  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
-  psql "$BENCH_SERVER/postgres" -qc "drop database if exists $DB with (force)" 2>/dev/null || true
-}
-trap cleanup EXIT
+at_exit 'psql "$BENCH_SERVER/postgres" -qc "drop database if exists $DB with (force)" 2>/dev/null'
 
 PGOPTIONS=--client-min-messages=warning psql "$BENCH_SERVER/postgres" -qc "drop database if exists $DB with (force)"
-# The server's own settings only: none from .env or the caller.
-unset APP_CONFIG_FILE APP_HTTP__API_KEY
-export DATABASE_URL=$BENCH_SERVER/$DB REDIS_URL=$REDIS PORT APP_REDIS__KEY_PREFIX=$PREFIX
-export APP_SERVER__HOST=127.0.0.1 APP_SERVER__WORKERS=2 RUST_LOG=${RUST_LOG:-warn}
-"$BIN" serve >"$work/server.log" 2>&1 &
-server_pid=$!
+export APP_SERVER__WORKERS=2 RUST_LOG=${RUST_LOG:-warn}
+start_server "$work/server.log"
+server_pid=$SERVER
 for _ in $(seq 100); do
   curl -fs "$BASE/health" >/dev/null && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; echo "error: the server did not start" >&2; exit 1; }

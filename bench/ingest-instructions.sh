@@ -14,23 +14,18 @@ need psql redis-cli python3 curl valgrind callgrind_control
 if [[ -n ${BIN:-} ]]; then BIN=$(realpath "$BIN"); else build_release; fi
 
 USERS=${USERS:-10000}
-PORT=${BENCH_PORT:-18183}
-DB=txwatch_bench_instructions
-URL=$BENCH_SERVER/$DB
-PREFIX=txwatch-bench-instructions:
-REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+bench_env instructions
 work=$OUT/instructions
 rm -rf "$work" && mkdir -p "$work"
 
 recreate_db $DB
-redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
 
 ingest_bodies "$work" "$USERS"
 
-DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn APP_SERVER__HOST=127.0.0.1 \
+APP_LOG__FILTER=warn APP_SERVER__HOST=127.0.0.1 \
   valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$BIN" serve >"$work/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+at_exit "kill $server 2>/dev/null"
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.2; done
 
 send_all() {

@@ -15,16 +15,11 @@ BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-4}
 SINGLE_CONNECTIONS=${SINGLE_CONNECTIONS:-32}
 DURATION=${DURATION:-15}
 RUNS=${RUNS:-3}
-PORT=${BENCH_PORT:-18182}
-DB=txwatch_bench_ingest
-URL=$BENCH_SERVER/$DB
-PREFIX=txwatch-bench-ingest:
-REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+bench_env ingest
 work=$OUT/ingest
 rm -rf "$work" && mkdir -p "$work"
 
 recreate_db $DB
-redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
 
 # Request bodies: 40 batches of 1,000 transactions over USERS users, and the
 # user list for single posts.
@@ -68,11 +63,8 @@ done = function(summary)
 end
 LUA
 
-DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn \
-  APP_SERVER__HOST=127.0.0.1 "$BIN" serve >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+start_server "$work/server.log"
+server=$SERVER
 
 stored() { psql "$URL" -tAc "select count(*) from transactions"; }
 published() { redis-cli -u "$REDIS" xinfo stream "${PREFIX}events" 2>/dev/null | awk 'f{print; exit} /entries-added/{f=1}'; }

@@ -4,6 +4,7 @@
 source "$(dirname "$0")/common.sh"
 need psql bc
 build_release
+bench_env seed
 
 run() { # label users rows_per_user
   local db=txwatch_bench_seed

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: SOAK_SECONDS (10 minutes by default) of a steady mixed load on one
-# server process (crates/server/examples/soak.rs): 1,000 SSE streams held
+# server process (crates/loadtest/src/bin/soak.rs): 1,000 SSE streams held
 # over 250 simulated users plus a few all-users and moving ones, about 200
 # reads/s (history pages, /users, /ready, /metrics), 200 single posts/s and
 # a batch of 100 every second, on a seeded history. Passes when every
@@ -12,17 +12,12 @@
 source "$(dirname "$0")/common.sh"
 need psql curl redis-cli
 build_release
-cargo build --release --locked -q -p txwatch-server --example soak
+cargo build --release --locked -q -p txwatch-loadtest --bin soak
 
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 WARMUP_SECONDS=${WARMUP_SECONDS:-60}
 MAX_GROWTH_PCT=${MAX_GROWTH_PCT:-10}
 STREAMS=${STREAMS:-1000}
-PORT=${BENCH_PORT:-18184}
-DB=txwatch_bench_soak
-URL=$BENCH_SERVER/$DB
-PREFIX=txwatch-bench-soak:
-REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
 RSS_LOG=$OUT/soak-rss.txt
 if [ "$WARMUP_SECONDS" -ge "$SOAK_SECONDS" ]; then
   echo "error: WARMUP_SECONDS ($WARMUP_SECONDS) must be below SOAK_SECONDS ($SOAK_SECONDS)" >&2
@@ -34,19 +29,12 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((STREAMS + 1000)) ]
   echo "error: open-file limit $(ulimit -n) is below $((STREAMS + 1000)); raise the hard limit (ulimit -Hn)" >&2
   exit 1
 fi
-clean_redis() {
-  redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
-}
+bench_env soak
 recreate_db $DB
-clean_redis
+APP_LOG__FILTER=warn "$BIN" seed --users 50 --rows-per-user 2000 --quiet
 
-export DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn APP_SERVER__HOST=127.0.0.1
-"$BIN" seed --users 50 --rows-per-user 2000 --quiet
-
-"$BIN" serve >"$OUT/soak-server.log" 2>&1 &
-server=$!
-sampler=
-trap 'kill $sampler $server 2>/dev/null || true; wait $server 2>/dev/null || true; clean_redis' EXIT
+start_server "$OUT/soak-server.log"
+server=$SERVER
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
@@ -59,7 +47,7 @@ sampler=$!
 
 status=0
 TIMEFORMAT="client CPU: %U s user + %S s system in %R s"
-time target/release/examples/soak --url "http://127.0.0.1:$PORT" --seconds "$SOAK_SECONDS" \
+time target/release/soak --url "http://127.0.0.1:$PORT" --seconds "$SOAK_SECONDS" \
   --streams "$STREAMS" | tee "$OUT/soak-client.txt" || status=1
 kill $sampler 2>/dev/null || true
 wait $sampler 2>/dev/null || true

@@ -7,16 +7,12 @@
 source "$(dirname "$0")/common.sh"
 need psql curl redis-cli
 build_release
-cargo build --release --locked -q -p txwatch-server --example sse_load
+cargo build --release --locked -q -p txwatch-loadtest --bin sse_load
 
 CONNECTIONS=${CONNECTIONS:-10000}
 USERS=${USERS:-4000}
 SECONDS_MEASURED=${SECONDS_MEASURED:-30}
-PORT=${BENCH_PORT:-18183}
-DB=txwatch_bench_sse
-URL=$BENCH_SERVER/$DB
-PREFIX=txwatch-bench-sse:
-REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+bench_env sse
 
 # Each process (server, client) holds one socket per connection: raise the
 # open-file limit as far as this machine allows, and check it is enough.
@@ -26,14 +22,8 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((CONNECTIONS + 1000
   exit 1
 fi
 recreate_db $DB
-redis-cli -u "$REDIS" --scan --pattern "$PREFIX*" | xargs -r redis-cli -u "$REDIS" unlink >/dev/null
+start_server "$OUT/sse-server.log"
 
-DATABASE_URL=$URL APP_REDIS__KEY_PREFIX=$PREFIX PORT=$PORT APP_LOG__FILTER=warn \
-  APP_SERVER__HOST=127.0.0.1 "$BIN" serve >"$OUT/sse-server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
-
-target/release/examples/sse_load --url "http://127.0.0.1:$PORT" \
+target/release/sse_load --url "http://127.0.0.1:$PORT" \
   --connections "$CONNECTIONS" --users "$USERS" --seconds "$SECONDS_MEASURED"
-echo "server peak RSS: $(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$server/status)"
+echo "server peak RSS: $(awk '/VmHWM/ {printf "%.1f MB", $2 / 1024}' /proc/$SERVER/status)"
