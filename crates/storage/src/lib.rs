@@ -25,6 +25,7 @@
 mod config;
 mod error;
 mod migrate;
+mod numeric;
 mod pool;
 mod session;
 mod transactions;

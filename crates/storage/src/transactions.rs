@@ -14,6 +14,7 @@ use txwatch_domain::{
 use uuid::Uuid;
 
 use crate::error::StorageError;
+use crate::numeric::Cents;
 use crate::pool::PgPool;
 use crate::session::Session;
 
@@ -306,8 +307,8 @@ impl TransactionRepository {
         let mut amounts = rows
             .iter()
             .map(|row| {
-                let value: Decimal = row.get(0);
-                Amount::try_new(value).map_err(|e| StorageError::CorruptRow {
+                let Cents(cents) = row.try_get(0)?;
+                Amount::from_cents(cents).map_err(|e| StorageError::CorruptRow {
                     id: user_id.as_uuid(),
                     reason: e.to_string(),
                 })
@@ -346,8 +347,8 @@ impl TransactionRepository {
         for row in &rows {
             let user_id = UserId(row.try_get(0)?);
             let id: Uuid = row.try_get(1)?;
-            let amount: Decimal = row.try_get(3)?;
-            let amount = Amount::try_new(amount).map_err(|e| StorageError::CorruptRow {
+            let Cents(cents) = row.try_get(3)?;
+            let amount = Amount::from_cents(cents).map_err(|e| StorageError::CorruptRow {
                 id,
                 reason: e.to_string(),
             })?;
@@ -698,7 +699,7 @@ fn same_transaction(ours: &Transaction, stored: &Transaction) -> bool {
 fn transaction_from_row(row: &Row) -> Result<Transaction, StorageError> {
     let id: Uuid = row.try_get(0)?;
     let corrupt = |reason: String| StorageError::CorruptRow { id, reason };
-    let amount: Decimal = row.try_get(2)?;
+    let Cents(cents) = row.try_get(2)?;
     let currency: &str = row.try_get(3)?;
     let status: &str = row.try_get(5)?;
     let window_len: i32 = row.try_get(8)?;
@@ -717,7 +718,7 @@ fn transaction_from_row(row: &Row) -> Result<Transaction, StorageError> {
     Ok(Transaction {
         id: TransactionId(id),
         user_id: UserId(row.try_get(1)?),
-        amount: Amount::try_new(amount).map_err(|e| corrupt(e.to_string()))?,
+        amount: Amount::from_cents(cents).map_err(|e| corrupt(e.to_string()))?,
         currency: currency
             .parse()
             .map_err(|e: txwatch_domain::CurrencyError| corrupt(e.to_string()))?,

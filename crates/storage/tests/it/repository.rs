@@ -401,3 +401,51 @@ async fn the_origin_of_a_transaction_is_stored_and_windows_read_one_origin_only(
         .collect();
     assert_eq!(amounts, ["7.00", "8.00", "9.00"]);
 }
+
+/// Amounts read back exactly, from a cent to the column's largest value, by
+/// the page query, the window query and the latest amounts alike (each
+/// reads the binary NUMERIC straight into cents).
+#[tokio::test]
+async fn amounts_of_every_size_read_back_exactly() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let user = new_user();
+    let texts = [
+        "0.00",
+        "0.01",
+        "0.10",
+        "1",
+        "12.30",
+        "100.05",
+        "9999.99",
+        "10000",
+        "100000000.01",
+        "123456789012345678.90",
+        "999999999999999999.99",
+    ];
+    let base = datetime!(2026-03-01 12:00 UTC);
+    let rows: Vec<Transaction> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| transaction(user, base + time::Duration::minutes(i as i64), text))
+        .collect();
+    store_all(&repo, &rows).await;
+
+    let page = within(repo.page(&everything(user, 100)))
+        .await
+        .expect("page");
+    let mut read: Vec<Amount> = page.transactions.iter().map(|t| t.amount).collect();
+    read.reverse(); // newest first
+    let wanted: Vec<Amount> = texts.iter().map(|t| t.parse().expect("amount")).collect();
+    assert_eq!(read, wanted);
+
+    let latest = within(repo.latest_amounts(user, texts.len(), Origin::Real))
+        .await
+        .expect("latest amounts");
+    assert_eq!(latest, wanted);
+    let entries = within(repo.latest_entries(&[user], texts.len(), Origin::Real))
+        .await
+        .expect("latest entries");
+    let amounts: Vec<Amount> = entries[&user].iter().map(|e| e.amount).collect();
+    assert_eq!(amounts, wanted);
+}
