@@ -9,6 +9,13 @@
 //! Measures for `--seconds`, then checks each stream against the user's
 //! stored history for the measured span: the feed is the user's only
 //! source of transactions, so both kinds must have received all of it.
+//!
+//! The latency is split where the event id allows: a Redis Stream entry id
+//! starts with the millisecond Redis appended it, so creation to that
+//! moment is the pipeline (the simulation tick's batch scored, stored and
+//! published) and that moment to receipt is delivery (the relay's read, the
+//! fan-out, the socket and this client). A ticker measures this client's
+//! own scheduling lag, which delivery includes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -68,6 +75,19 @@ impl Histogram {
     }
 }
 
+/// How often the lag ticker wakes.
+const TICK: Duration = Duration::from_millis(10);
+
+/// When Redis appended an event: the milliseconds that start its stream
+/// entry id (`<ms>-<seq>`, possibly followed by `.<feed>`); `None` for an
+/// id of another form.
+fn appended_at(id: &str) -> Option<OffsetDateTime> {
+    let (millis, rest) = id.split_once('-')?;
+    rest.split('.').next()?.parse::<u64>().ok()?;
+    let millis: i128 = millis.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).ok()
+}
+
 /// What one connection saw inside the measured span.
 struct Seen {
     user: String,
@@ -85,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
         .connect_timeout(Duration::from_secs(10))
         .build()?;
     let histogram = Arc::new(Histogram::new());
+    let pipeline = Arc::new(Histogram::new());
+    let delivery = Arc::new(Histogram::new());
+    let client_lag = Arc::new(Histogram::new());
     let span: Arc<Mutex<Option<(OffsetDateTime, OffsetDateTime)>>> = Arc::new(Mutex::new(None));
     let open = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -100,9 +123,11 @@ async fn main() -> anyhow::Result<()> {
         } else {
             format!("{}/sse/transactions?user_id={user}", args.url)
         };
-        let (client, histogram, span, open, failed, results, stop) = (
+        let (client, histogram, pipeline, delivery, span, open, failed, results, stop) = (
             client.clone(),
             histogram.clone(),
+            pipeline.clone(),
+            delivery.clone(),
             span.clone(),
             open.clone(),
             failed.clone(),
@@ -160,6 +185,14 @@ async fn main() -> anyhow::Result<()> {
                     {
                         ids.push(id.to_owned());
                         histogram.record((now - date).try_into().unwrap_or_default());
+                        if let Some(appended) = block
+                            .lines()
+                            .find_map(|l| l.strip_prefix("id: "))
+                            .and_then(appended_at)
+                        {
+                            pipeline.record((appended - date).try_into().unwrap_or_default());
+                            delivery.record((now - appended).try_into().unwrap_or_default());
+                        }
                     }
                 }
             }
@@ -185,6 +218,21 @@ async fn main() -> anyhow::Result<()> {
     );
     // Let every simulation start before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let ticker = {
+        let (client_lag, stop) = (client_lag.clone(), stop.clone());
+        tokio::spawn(async move {
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            loop {
+                let asked = std::time::Instant::now();
+                tokio::select! {
+                    () = &mut stopped => break,
+                    () = tokio::time::sleep(TICK) => {}
+                }
+                client_lag.record(asked.elapsed().saturating_sub(TICK));
+            }
+        })
+    };
     let from = OffsetDateTime::now_utc();
     let to = from + Duration::from_secs(args.seconds);
     *span.lock().await = Some((from, to));
@@ -195,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
+    let _ = ticker.await;
 
     // Expected: each user's stored transactions in the span.
     let format = |t: OffsetDateTime| t.format(&Rfc3339).expect("a date");
@@ -249,6 +298,21 @@ async fn main() -> anyhow::Result<()> {
         histogram.quantile(0.5),
         histogram.quantile(0.99),
         histogram.quantile(0.999)
+    );
+    if pipeline.count() > 0 {
+        println!(
+            "  of which creation to publish (pipeline): p50 {:.1} ms, p99 {:.1} ms; publish to receipt (delivery): p50 {:.1} ms, p99 {:.1} ms",
+            pipeline.quantile(0.5),
+            pipeline.quantile(0.99),
+            delivery.quantile(0.5),
+            delivery.quantile(0.99)
+        );
+    }
+    println!(
+        "  this client's scheduling lag (a {} ms ticker): p50 {:.1} ms, p99 {:.1} ms",
+        TICK.as_millis(),
+        client_lag.quantile(0.5),
+        client_lag.quantile(0.99)
     );
     if missing > 0 || duplicates > 0 || unknown > 0 {
         anyhow::bail!("not every event reached every subscriber exactly once");
