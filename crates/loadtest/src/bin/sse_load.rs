@@ -2,7 +2,8 @@
 //! from a transaction's creation to its arrival, and whether every event
 //! reached every viewer. Used by `bench/sse.sh`.
 //!
-//! Opens `--connections` streams spread over `--users` users: for each
+//! Opens `--connections` streams spread over `--users` users (and over the
+//! servers given to `--url`, round-robin): for each
 //! user one `GET /sse/transactions/{user}`, whose connection drives that
 //! user's simulated feed (one transaction per interval), and the rest
 //! `GET /sse/transactions?user_id={user}`, the shared view of the user.
@@ -29,9 +30,11 @@ use tokio::sync::Mutex;
 
 #[derive(Parser)]
 struct Args {
-    /// Server base URL.
-    #[arg(long, default_value = "http://127.0.0.1:18183")]
-    url: String,
+    /// Server base URL; several, comma-separated, spread the connections
+    /// over them (server processes sharing one database and Redis), so
+    /// events cross processes.
+    #[arg(long, default_value = "http://127.0.0.1:18183", value_delimiter = ',')]
+    url: Vec<String>,
     /// Concurrent SSE connections.
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
@@ -118,10 +121,14 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
         let user = users[i % users.len()].clone();
+        // The n-th connection of a user goes to the server after the one
+        // of its (n-1)-th, so a user's viewers sit on other processes than
+        // its feed.
+        let server = &args.url[(i + i / users.len()) % args.url.len()];
         let url = if i < users.len() {
-            format!("{}/sse/transactions/{user}", args.url)
+            format!("{server}/sse/transactions/{user}")
         } else {
-            format!("{}/sse/transactions?user_id={user}", args.url)
+            format!("{server}/sse/transactions?user_id={user}")
         };
         let (client, histogram, pipeline, delivery, span, open, failed, results, stop) = (
             client.clone(),
@@ -250,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
     let mut stored = std::collections::HashMap::new();
     for user in &users {
         let page: serde_json::Value = client
-            .get(format!("{}/transactions", args.url))
+            .get(format!("{}/transactions", args.url[0]))
             .query(&[
                 ("user_id", user.as_str()),
                 ("from_date", &format(from)),
