@@ -36,4 +36,4 @@ pub use config::StorageConfig;
 pub use error::StorageError;
 pub use migrate::{ensure_database, migrate};
 pub use pool::{PgPool, connect, ping};
-pub use transactions::{BulkInsert, Page, PageQuery, Position, TransactionRepository};
+pub use transactions::{BulkInsert, Key, Page, PageQuery, Position, TransactionRepository, key_of};

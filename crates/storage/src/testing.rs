@@ -7,6 +7,11 @@ use tokio_postgres::NoTls;
 use crate::config::StorageConfig;
 use crate::pool::{PgPool, connect};
 
+/// The history query's first page, exactly as the repository sends it
+/// (`$1` user, `$2`/`$3` dates, `$4`/`$5` amounts, `$6` rows), for tests
+/// that EXPLAIN it.
+pub const FIRST_PAGE_SQL: &str = crate::transactions::FIRST_PAGE;
+
 /// Where tests find PostgreSQL: `TEST_DATABASE_URL`, else the local server
 /// with the `postgres` user.
 pub fn server_url() -> String {
@@ -30,6 +35,19 @@ impl TestDatabase {
     pub async fn create() -> TestDatabase {
         let db = TestDatabase::create_unmigrated().await;
         crate::migrate(&db.config.url)
+            .await
+            .expect("migrate the test database");
+        db
+    }
+
+    /// Creates a fresh database migrated up to and including `version`, as
+    /// an older release left it.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached.
+    pub async fn create_at_version(version: i32) -> TestDatabase {
+        let db = TestDatabase::create_unmigrated().await;
+        crate::migrate::migrate_to(&db.config.url, Some(version))
             .await
             .expect("migrate the test database");
         db
@@ -75,6 +93,33 @@ impl TestDatabase {
     /// A pool on this database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Holds `lock table transactions in <mode> mode` on a connection of
+    /// its own until the returned sender is sent to or dropped, then rolls
+    /// back: a stand-in for a database that does not answer.
+    ///
+    /// # Panics
+    /// When the lock cannot be taken within 30 s.
+    pub async fn lock_table(&self, mode: &'static str) -> tokio::sync::oneshot::Sender<()> {
+        let pool = self.pool.clone();
+        let (locked, is_locked) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut client = pool.get().await.expect("connection");
+            let lock = client.transaction().await.expect("begin");
+            lock.batch_execute(&format!("lock table transactions in {mode} mode"))
+                .await
+                .expect("table locked");
+            let _ = locked.send(());
+            let _ = released.await;
+            lock.rollback().await.expect("table unlocked");
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(30), is_locked)
+            .await
+            .expect("the lock is taken in time")
+            .expect("the lock is taken");
+        release
     }
 }
 

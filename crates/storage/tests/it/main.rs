@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 mod deadlines;
+mod partitioning;
 mod repository;
 
 const LIMIT: Duration = Duration::from_secs(30);
