@@ -75,6 +75,9 @@ impl TestDatabase {
             // for a loaded machine.
             query_timeout_ms: 40_000,
             dead_connection_timeout_ms: 15_000,
+            read_urls: Vec::new(),
+            replica_max_lag_ms: 2_000,
+            replica_check_interval_ms: 500,
         };
         let pool = connect(&config).expect("build the test pool");
         TestDatabase { name, config, pool }
@@ -193,4 +196,119 @@ pub fn transaction(
         origin: txwatch_domain::Origin::Real,
         verdict: txwatch_domain::Verdict::NotEnoughHistory { have: 0 },
     }
+}
+
+/// A PostgreSQL primary with one streaming standby of its own, started by
+/// `scripts/pg-cluster.sh` in a temporary folder on free ports, and torn
+/// down on drop. Tests that need it fail (never skip) when it cannot start.
+pub struct PgCluster {
+    dir: String,
+    primary: String,
+    standby: String,
+}
+
+/// The cluster script, found from this crate's folder (cargo runs tests
+/// from their crate's folder, but the path does not depend on it).
+const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster.sh");
+
+impl PgCluster {
+    /// Starts the primary and the standby and waits until it streams.
+    ///
+    /// # Panics
+    /// When the script fails: the message carries its output.
+    pub async fn start() -> PgCluster {
+        let out = run_script(vec!["start".to_owned()]).await;
+        let value = |key: &str| {
+            out.lines()
+                .find_map(|line| line.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("pg-cluster.sh printed no {key}: {out}"))
+                .to_owned()
+        };
+        PgCluster {
+            dir: value("PG_CLUSTER_DIR"),
+            primary: value("PG_PRIMARY_URL"),
+            standby: value("PG_STANDBY_URL"),
+        }
+    }
+
+    /// The primary's URL for database `name`.
+    pub fn primary_url(&self, name: &str) -> String {
+        database_url(&self.primary, name)
+    }
+
+    /// The standby's URL for database `name`.
+    pub fn standby_url(&self, name: &str) -> String {
+        database_url(&self.standby, name)
+    }
+
+    /// Stops the standby (fast shutdown: its connections are closed).
+    ///
+    /// # Panics
+    /// When the script fails.
+    pub async fn stop_standby(&self) {
+        run_script(vec!["stop-standby".to_owned(), self.dir.clone()]).await;
+    }
+
+    /// Starts the standby again and waits until it streams.
+    ///
+    /// # Panics
+    /// When the script fails.
+    pub async fn start_standby(&self) {
+        run_script(vec!["start-standby".to_owned(), self.dir.clone()]).await;
+    }
+
+    /// Creates database `name` on the primary, migrated; the standby
+    /// receives it by replication.
+    ///
+    /// # Panics
+    /// When the primary refuses.
+    pub async fn create_database(&self, name: &str) {
+        let (client, connection) = tokio_postgres::connect(&self.primary, NoTls)
+            .await
+            .expect("connect to the cluster's primary");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .expect("create a database on the primary");
+        crate::migrate(&self.primary_url(name))
+            .await
+            .expect("migrate the primary");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let status = std::process::Command::new("bash")
+            .args([CLUSTER_SCRIPT, "stop", &self.dir])
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!(
+                "could not tear down the cluster in {}: {status:?}",
+                self.dir
+            );
+        }
+    }
+}
+
+/// Runs the cluster script off the async threads (it waits for servers),
+/// answering its standard output; panics with its output when it fails.
+async fn run_script(args: Vec<String>) -> String {
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg(CLUSTER_SCRIPT)
+            .args(&args)
+            .output()
+    })
+    .await
+    .expect("the script's thread")
+    .unwrap_or_else(|e| panic!("cannot run {CLUSTER_SCRIPT}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{CLUSTER_SCRIPT} failed ({}): {stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }

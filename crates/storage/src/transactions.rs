@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -15,12 +16,20 @@ use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::pool::PgPool;
+use crate::replicas::Replicas;
 use crate::session::Session;
 
 /// Reads and writes the `transactions` table. Cheap to clone.
+///
+/// With [`Replicas`], the history page and the users listing are read from
+/// a usable replica and, when none is or the one tried fails, from the
+/// primary, all within one query timeout. Every other call goes to the
+/// primary: writes, and the reads that must see the latest writes (the
+/// lookups of ingest, window rebuilds).
 #[derive(Clone)]
 pub struct TransactionRepository {
     pool: PgPool,
+    replicas: Option<Replicas>,
 }
 
 /// A position in the history order (`txn_date DESC, id ASC`): a page that
@@ -187,12 +196,57 @@ pub fn key_of(transaction: &Transaction) -> Key {
 impl TransactionRepository {
     /// A repository over `pool`.
     pub fn new(pool: PgPool) -> TransactionRepository {
-        TransactionRepository { pool }
+        TransactionRepository {
+            pool,
+            replicas: None,
+        }
     }
 
-    /// The pool underneath.
+    /// The same repository, reading the history and users from `replicas`
+    /// while they are usable.
+    #[must_use]
+    pub fn with_replicas(mut self, replicas: Option<Replicas>) -> TransactionRepository {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The pool of the primary.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The read replicas, if any.
+    pub fn replicas(&self) -> Option<&Replicas> {
+        self.replicas.as_ref()
+    }
+
+    /// Runs a read that may be slightly stale: on a usable replica, within
+    /// half the query timeout, and when there is none or it fails, on the
+    /// primary, within what is left of the whole query timeout.
+    async fn read_anywhere<T, F>(&self, read: F) -> Result<T, StorageError>
+    where
+        F: AsyncFn(&Session) -> Result<T, StorageError>,
+    {
+        let started = Instant::now();
+        let whole = self.pool.query_timeout();
+        if let Some(replicas) = &self.replicas {
+            if let Some(replica) = replicas.pick() {
+                let answer = match replica.session(started + whole / 2).await {
+                    Ok(session) => read(&session).await,
+                    Err(error) => Err(error),
+                };
+                match answer {
+                    Ok(value) => {
+                        replica.answered();
+                        return Ok(value);
+                    }
+                    Err(error) => replica.failed(&error),
+                }
+            }
+            replicas.primary_answered();
+        }
+        let session = self.pool.session_until(started + whole).await?;
+        read(&session).await
     }
 
     /// Stores one scored transaction.
@@ -246,47 +300,8 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn page(&self, query: &PageQuery) -> Result<Page, StorageError> {
-        let session = self.pool.session().await?;
-        let client = session.client();
-        let fetch = i64::from(query.limit) + 1;
-        let (min, max) = (query.min_amount.as_decimal(), query.max_amount.as_decimal());
-        let user = query.user_id.as_uuid();
-        let rows = match &query.after {
-            None => {
-                let statement = session.read(client.prepare_cached(FIRST_PAGE)).await?;
-                session
-                    .read(client.query(
-                        &statement,
-                        &[&user, &query.from, &query.to, &min, &max, &fetch],
-                    ))
-                    .await?
-            }
-            Some(after) => {
-                let statement = session.read(client.prepare_cached(NEXT_PAGE)).await?;
-                let id = after.id.as_uuid();
-                let params: [&(dyn ToSql + Sync); 8] = [
-                    &user,
-                    &query.from,
-                    &query.to,
-                    &min,
-                    &max,
-                    &after.txn_date,
-                    &id,
-                    &fetch,
-                ];
-                session.read(client.query(&statement, &params)).await?
-            }
-        };
-        let has_more = rows.len() as i64 > i64::from(query.limit);
-        let transactions = rows
-            .iter()
-            .take(query.limit as usize)
-            .map(transaction_from_row)
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            transactions,
-            has_more,
-        })
+        self.read_anywhere(async |session| page_on(session, query).await)
+            .await
     }
 
     /// Every user that has at least one transaction, in id order.
@@ -294,11 +309,8 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn users(&self) -> Result<Vec<UserId>, StorageError> {
-        let session = self.pool.session().await?;
-        let client = session.client();
-        let statement = session.read(client.prepare_cached(DISTINCT_USERS)).await?;
-        let rows = session.read(client.query(&statement, &[])).await?;
-        Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
+        self.read_anywhere(async |session| users_on(session).await)
+            .await
     }
 
     /// The user's `n` latest amounts of `origin`, oldest first: what a
@@ -626,6 +638,58 @@ impl TransactionRepository {
             .await?;
         Ok(())
     }
+}
+
+/// One page of history on `session`.
+async fn page_on(session: &Session, query: &PageQuery) -> Result<Page, StorageError> {
+    let client = session.client();
+    let fetch = i64::from(query.limit) + 1;
+    let (min, max) = (query.min_amount.as_decimal(), query.max_amount.as_decimal());
+    let user = query.user_id.as_uuid();
+    let rows = match &query.after {
+        None => {
+            let statement = session.read(client.prepare_cached(FIRST_PAGE)).await?;
+            session
+                .read(client.query(
+                    &statement,
+                    &[&user, &query.from, &query.to, &min, &max, &fetch],
+                ))
+                .await?
+        }
+        Some(after) => {
+            let statement = session.read(client.prepare_cached(NEXT_PAGE)).await?;
+            let id = after.id.as_uuid();
+            let params: [&(dyn ToSql + Sync); 8] = [
+                &user,
+                &query.from,
+                &query.to,
+                &min,
+                &max,
+                &after.txn_date,
+                &id,
+                &fetch,
+            ];
+            session.read(client.query(&statement, &params)).await?
+        }
+    };
+    let has_more = rows.len() as i64 > i64::from(query.limit);
+    let transactions = rows
+        .iter()
+        .take(query.limit as usize)
+        .map(transaction_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        transactions,
+        has_more,
+    })
+}
+
+/// The distinct users on `session`.
+async fn users_on(session: &Session) -> Result<Vec<UserId>, StorageError> {
+    let client = session.client();
+    let statement = session.read(client.prepare_cached(DISTINCT_USERS)).await?;
+    let rows = session.read(client.query(&statement, &[])).await?;
+    Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
 }
 
 /// A bulk insert in progress; see [`TransactionRepository::bulk_insert`].

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 mod deadlines;
 mod partitioning;
+mod replicas;
 mod repository;
 
 const LIMIT: Duration = Duration::from_secs(30);

@@ -262,6 +262,9 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         statement_timeout_ms: 0,
         query_timeout_ms: 1000,
         dead_connection_timeout_ms: 0,
+        read_urls: Vec::new(),
+        replica_max_lag_ms: 2_000,
+        replica_check_interval_ms: 500,
     };
     let repo = TransactionRepository::new(txwatch_storage::connect(&config).expect("pool"));
     let error = within(repo.users())
