@@ -888,6 +888,27 @@ pub(crate) struct Readiness {
     /// Settings an operator should fix; they do not make the process
     /// unready.
     warnings: Vec<ReadinessWarning>,
+    /// Each read replica (`APP_DATABASE__READ_URLS`) as its last check
+    /// found it; empty without replicas. A replica down or lagging never
+    /// makes the process unready: the primary answers its reads.
+    replicas: Vec<ReadinessReplica>,
+}
+
+/// A read replica in `/ready`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ReadinessReplica {
+    /// `host:port/database`.
+    name: String,
+    /// `up` (reads go to it), `lagging` (behind the bound: skipped),
+    /// `down` (not answering: skipped) or `starting` (not checked yet).
+    #[schema(pattern = "^(up|lagging|down|starting)$")]
+    state: String,
+    /// How far behind the primary it was at its last check, in
+    /// milliseconds; null before any check reached it.
+    #[schema(value_type = Option<u64>)]
+    lag_ms: Option<u64>,
 }
 
 /// A setting an operator should fix.
