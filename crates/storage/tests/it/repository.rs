@@ -419,7 +419,7 @@ async fn an_id_is_unique_per_user_so_another_users_same_id_is_another_transactio
     let theirs = transaction(alice, datetime!(2026-03-01 10:00:00 UTC), "5");
     within(repo.insert(&theirs)).await.expect("insert");
     // Alice's id again: a duplicate, by the one statement and by insert.
-    let again = within(repo.insert_many(&[theirs.clone()]))
+    let again = within(repo.insert_many(std::slice::from_ref(&theirs)))
         .await
         .expect("insert many");
     assert!(again.is_empty(), "{again:?}");
