@@ -172,9 +172,11 @@ const INSERT_MANY: &str = "insert into transactions ( \
 /// than they save.
 const COPY_FROM: usize = 64;
 
-// Pairs are matched exactly in Rust: `user_id = any($1)` lets Postgres
-// prune to the partitions of the users asked about, and the primary key
-// (id, user_id) serves `id = any($2)` in each.
+// Pairs are matched exactly in Rust. The primary key (id, user_id) serves
+// `id = any($2)` in each partition; `user_id = any($1)` lets the planner
+// prune to the users' partitions under a custom plan (observed on
+// Postgres 15), while a generic plan cannot prune on an array parameter
+// and probes each of the 16 primary keys: index probes either way.
 const FIND_MANY: &str = "select id, user_id, amount, currency, txn_date, status, \
        is_anomaly, anomaly_score, window_len, baseline, threshold, simulated \
      from transactions where user_id = any($1) and id = any($2)";
