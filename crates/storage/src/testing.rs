@@ -263,9 +263,13 @@ impl PgCluster {
     /// # Panics
     /// When the primary refuses.
     pub async fn create_database(&self, name: &str) {
-        let (client, connection) = tokio_postgres::connect(&self.primary, NoTls)
-            .await
-            .expect("connect to the cluster's primary");
+        let (client, connection) = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio_postgres::connect(&self.primary, NoTls),
+        )
+        .await
+        .expect("the cluster's primary answered in time")
+        .expect("connect to the cluster's primary");
         tokio::spawn(connection);
         client
             .batch_execute(&format!("create database {name}"))
@@ -294,15 +298,18 @@ impl Drop for PgCluster {
 /// Runs the cluster script off the async threads (it waits for servers),
 /// answering its standard output; panics with its output when it fails.
 async fn run_script(args: Vec<String>) -> String {
-    let output = tokio::task::spawn_blocking(move || {
+    let run = tokio::task::spawn_blocking(move || {
         std::process::Command::new("bash")
             .arg(CLUSTER_SCRIPT)
             .args(&args)
             .output()
-    })
-    .await
-    .expect("the script's thread")
-    .unwrap_or_else(|e| panic!("cannot run {CLUSTER_SCRIPT}: {e}"));
+    });
+    // The script bounds each of its own waits; this bounds them all.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), run)
+        .await
+        .expect("pg-cluster.sh finished within 5 minutes")
+        .expect("the script's thread")
+        .unwrap_or_else(|e| panic!("cannot run {CLUSTER_SCRIPT}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
