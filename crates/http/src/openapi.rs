@@ -284,7 +284,7 @@ pub(crate) struct Users {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct Transaction {
-    /// Unique id, also the idempotency key of posts.
+    /// Unique id within its user's history, also the idempotency key of posts.
     id: uuid::Uuid,
     /// Whose transaction.
     user_id: uuid::Uuid,
@@ -385,8 +385,9 @@ pub(crate) struct HistoryParams {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct NewTransaction {
-    /// Makes the post idempotent: the same id again answers the stored
-    /// transaction. Absent: a new UUIDv7.
+    /// Makes the post idempotent: the same id again for the same user
+    /// answers the stored transaction (an id is unique per user; under
+    /// another user it is another transaction). Absent: a new UUIDv7.
     id: Option<uuid::Uuid>,
     /// Whose transaction.
     user_id: uuid::Uuid,
