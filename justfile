@@ -37,6 +37,15 @@ seed *ARGS: services
 test: services datasets
     cargo test --workspace --locked --no-fail-fast
 
+# Start a Postgres primary + streaming standby of its own on free ports (temp folder; prints the URLs). Also stop-standby/start-standby/status/stop DIR.
+pg-cluster *ARGS:
+    scripts/pg-cluster.sh {{ARGS}}
+
+# Partitioning and read-replica tests: each starts its own primary + standby with scripts/pg-cluster.sh (part of `just test` too).
+test-replicas: services
+    cargo test --locked -p txwatch-storage --test it -- partitioning replicas
+    cargo test --locked -p txwatch-server --test api -- replicas::
+
 # Fetch the public real-world series some tests use into target/datasets (once; needs PyPI).
 datasets:
     @scripts/datasets.sh

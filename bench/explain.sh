@@ -2,13 +2,17 @@
 # EXPLAIN (ANALYZE, BUFFERS) of the history query and the users query on the
 # bench-query database (run `just bench-query` first to create it), with the
 # server's exact SQL as a prepared statement under its generic plan, the plan
-# a long-running server ends up using.
+# a long-running server ends up using. Since V3 `transactions` is
+# hash-partitioned by user_id: a history page scans one partition's
+# ix_user_date_amount_id ("Subplans Removed: 15" under the generic plan; the
+# test partitioning::the_history_query_reads_one_partition_through_ix_user_date_amount_id
+# checks it), and the users listing probes every partition's index.
 source "$(dirname "$0")/common.sh"
 URL=$BENCH_SERVER/${BENCH_DB:-txwatch_bench_query}
 user=$(psql "$URL" -tAc "select user_id from transactions limit 1")
 cursor=$(psql "$URL" -tAc "select txn_date || '|' || id from transactions where user_id = '$user' order by txn_date desc, id asc offset 5000 limit 1")
-select="select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, baseline, threshold from transactions"
-echo "rows: $(psql "$URL" -tAc 'select count(*) from transactions'), users: $(psql "$URL" -tAc 'select count(distinct user_id) from transactions')"
+select="select id, user_id, amount, currency, txn_date, status, is_anomaly, anomaly_score, window_len, baseline, threshold, simulated from transactions"
+echo "rows: $(psql "$URL" -tAc 'select count(*) from transactions'), users: $(psql "$URL" -tAc 'select count(distinct user_id) from transactions'), partitions: $(psql "$URL" -tAc "select count(*) from pg_inherits where inhparent = 'transactions'::regclass")"
 psql "$URL" -qAt <<SQL
 set plan_cache_mode = force_generic_plan;
 prepare first_page(uuid, timestamptz, timestamptz, numeric, numeric, bigint) as

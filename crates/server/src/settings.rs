@@ -230,6 +230,7 @@ impl Settings {
                     .with_list_parse_key("http.cors_write_origins")
                     .with_list_parse_key("http.trusted_proxies")
                     .with_list_parse_key("http.allowed_hosts")
+                    .with_list_parse_key("database.read_urls")
                     .try_parsing(true)
                     .source(Some(environment)),
             )
@@ -239,7 +240,12 @@ impl Settings {
             )?
             .set_override_option("redis.url", var("REDIS_URL").filter(|v| !v.is_empty()))?
             .set_override_option("server.port", var("PORT").filter(|v| !v.is_empty()))?;
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        // `APP_DATABASE__READ_URLS=` (empty) means no replicas.
+        settings
+            .database
+            .read_urls
+            .retain(|url| !url.trim().is_empty());
         settings.validate()?;
         Ok(settings)
     }

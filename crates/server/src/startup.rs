@@ -20,7 +20,7 @@ use txwatch_cache::{CacheError, EventLog, Keys, WindowStore};
 use txwatch_http::{
     AppState, HeadErrorsAsJson, IngestQueue, Metrics, Pipeline, SimulationSettings,
 };
-use txwatch_storage::{StorageError, TransactionRepository};
+use txwatch_storage::{Replicas, StorageError, TransactionRepository};
 
 use crate::settings::{Settings, SettingsError, window_len};
 
@@ -37,6 +37,8 @@ pub struct Application {
     simulations: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
     migrations: Option<JoinHandle<()>>,
+    /// Checks the read replicas' health and lag, when there are any.
+    replica_checks: Option<JoinHandle<()>>,
 }
 
 /// Why the server could not start.
@@ -136,8 +138,17 @@ impl Application {
             }
             Err(error) => return Err(error.into()),
         };
-        let transactions =
-            TransactionRepository::new(txwatch_storage::connect(&settings.database)?);
+        let primary = txwatch_storage::connect(&settings.database)?;
+        let replicas = Replicas::connect(&settings.database)?;
+        let replica_checks = replicas.clone().map(|replicas| {
+            info!(
+                replicas = replicas.status().len(),
+                max_lag_ms = settings.database.replica_max_lag_ms,
+                "reading history and users from read replicas"
+            );
+            tokio::spawn(replicas.monitor(primary.clone()))
+        });
+        let transactions = TransactionRepository::new(primary).with_replicas(replicas);
         let redis = txwatch_cache::connect(&settings.redis)?;
         let keys = Keys::new(settings.redis.key_prefix.as_str());
         let detector = settings.detector.build().map_err(SettingsError::from)?;
@@ -227,6 +238,7 @@ impl Application {
             simulations,
             workers,
             migrations,
+            replica_checks,
         })
     }
 
@@ -297,6 +309,9 @@ impl Application {
         self.relay.abort();
         if let Some(migrations) = self.migrations {
             migrations.abort();
+        }
+        if let Some(checks) = self.replica_checks {
+            checks.abort();
         }
         info!("stopped");
         outcome.map_err(std::io::Error::other)?

@@ -39,6 +39,20 @@ pub struct StorageConfig {
     /// its locks. 0 leaves the operating system's defaults (hours).
     #[serde(default = "default_dead_connection_timeout_ms")]
     pub dead_connection_timeout_ms: u64,
+    /// Read replicas (streaming standbys of `url`) for the reads that may be
+    /// slightly stale: the history page and the users listing go to them
+    /// in turn; everything else goes to `url`. Empty: every read goes to
+    /// `url`.
+    #[serde(default)]
+    pub read_urls: Vec<String>,
+    /// A replica further behind the primary than this, in milliseconds, is
+    /// skipped until it catches up.
+    #[serde(default = "default_replica_max_lag_ms")]
+    pub replica_max_lag_ms: u64,
+    /// How often each replica's health and lag are checked, in
+    /// milliseconds; lag is known to within about this.
+    #[serde(default = "default_replica_check_interval_ms")]
+    pub replica_check_interval_ms: u64,
 }
 
 // Defaults for settings that older configuration files do not mention.
@@ -49,6 +63,14 @@ fn default_query_timeout_ms() -> u64 {
 
 fn default_dead_connection_timeout_ms() -> u64 {
     15_000
+}
+
+fn default_replica_max_lag_ms() -> u64 {
+    2_000
+}
+
+fn default_replica_check_interval_ms() -> u64 {
+    500
 }
 
 impl fmt::Debug for StorageConfig {
@@ -64,6 +86,16 @@ impl fmt::Debug for StorageConfig {
                 "dead_connection_timeout_ms",
                 &self.dead_connection_timeout_ms,
             )
+            .field(
+                "read_urls",
+                &self
+                    .read_urls
+                    .iter()
+                    .map(|url| redact_password(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("replica_max_lag_ms", &self.replica_max_lag_ms)
+            .field("replica_check_interval_ms", &self.replica_check_interval_ms)
             .finish()
     }
 }
@@ -98,9 +130,16 @@ mod tests {
             statement_timeout_ms: 0,
             query_timeout_ms: 1,
             dead_connection_timeout_ms: 0,
+            read_urls: vec!["postgres://app:s3cret@replica:5432/txwatch".into()],
+            replica_max_lag_ms: 1,
+            replica_check_interval_ms: 1,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@replica:5432/txwatch"),
+            "{shown}"
+        );
         assert!(
             shown.contains("postgres://app:***@db:5432/txwatch"),
             "{shown}"

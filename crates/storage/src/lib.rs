@@ -12,6 +12,10 @@
 //! lost and what became of it could not be found out,
 //! [`StorageError::OutcomeUnknown`].
 //!
+//! [`Replicas`] sends the history page and the users listing to read
+//! replicas, skipping any that is down or lags, with the primary answering
+//! in their place.
+//!
 //! Every call the repository makes has a client-side deadline
 //! ([`StorageConfig::query_timeout_ms`]); a connection that missed it, or
 //! lost its peer, is closed rather than returned to the pool, and every
@@ -27,6 +31,7 @@ mod error;
 mod migrate;
 mod numeric;
 mod pool;
+mod replicas;
 mod session;
 mod transactions;
 
@@ -37,4 +42,5 @@ pub use config::StorageConfig;
 pub use error::StorageError;
 pub use migrate::{ensure_database, migrate};
 pub use pool::{PgPool, connect, ping};
-pub use transactions::{BulkInsert, Page, PageQuery, Position, TransactionRepository};
+pub use replicas::{ReplicaState, ReplicaStatus, Replicas};
+pub use transactions::{BulkInsert, Key, Page, PageQuery, Position, TransactionRepository, key_of};

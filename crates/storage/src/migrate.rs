@@ -35,11 +35,19 @@ const MIGRATION_LOCK: i64 = 0x7478_7761_7463_6801;
 /// [`StorageError::Unavailable`] when the database cannot be reached,
 /// [`StorageError::Migration`] when a migration fails.
 pub async fn migrate(url: &str) -> Result<(), StorageError> {
+    migrate_to(url, None).await
+}
+
+/// [`migrate`], up to and including migration `version` when given: tests
+/// build a database as an older release left it, then migrate it.
+pub(crate) async fn migrate_to(url: &str, version: Option<i32>) -> Result<(), StorageError> {
     let mut client = connect_once(url).await?;
     client
         .execute("select pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    let target = version.map_or(refinery::Target::Latest, refinery::Target::Version);
     let report = embedded::migrations::runner()
+        .set_target(target)
         .run_async(&mut client)
         .await
         .map_err(StorageError::Migration);

@@ -54,12 +54,21 @@ impl PgPool {
     /// A connection for one call, which must be done within the query
     /// timeout.
     pub(crate) async fn session(&self) -> Result<Session, StorageError> {
-        let client = self.pool.get().await?;
-        Ok(Session::new(
-            client,
-            self.clone(),
-            Instant::now() + self.query_timeout,
-        ))
+        self.session_until(Instant::now() + self.query_timeout)
+            .await
+    }
+
+    /// A connection for one call that must be done by `deadline`, waiting
+    /// for the connection itself no later than that either.
+    pub(crate) async fn session_until(&self, deadline: Instant) -> Result<Session, StorageError> {
+        let client = tokio::time::timeout_at(deadline, self.pool.get())
+            .await
+            .map_err(|_| {
+                StorageError::Unavailable(Box::new(NoAnswer(
+                    deadline.saturating_duration_since(Instant::now()),
+                )))
+            })??;
+        Ok(Session::new(client, self.clone(), deadline))
     }
 
     /// Closes every idle connection, after one went silent: they were

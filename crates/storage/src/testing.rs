@@ -7,6 +7,11 @@ use tokio_postgres::NoTls;
 use crate::config::StorageConfig;
 use crate::pool::{PgPool, connect};
 
+/// The history query's first page, exactly as the repository sends it
+/// (`$1` user, `$2`/`$3` dates, `$4`/`$5` amounts, `$6` rows), for tests
+/// that EXPLAIN it.
+pub const FIRST_PAGE_SQL: &str = crate::transactions::FIRST_PAGE;
+
 /// Where tests find PostgreSQL: `TEST_DATABASE_URL`, else the local server
 /// with the `postgres` user.
 pub fn server_url() -> String {
@@ -35,6 +40,19 @@ impl TestDatabase {
         db
     }
 
+    /// Creates a fresh database migrated up to and including `version`, as
+    /// an older release left it.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached.
+    pub async fn create_at_version(version: i32) -> TestDatabase {
+        let db = TestDatabase::create_unmigrated().await;
+        crate::migrate::migrate_to(&db.config.url, Some(version))
+            .await
+            .expect("migrate the test database");
+        db
+    }
+
     /// Creates a fresh, empty database without running migrations.
     ///
     /// # Panics
@@ -57,6 +75,9 @@ impl TestDatabase {
             // for a loaded machine.
             query_timeout_ms: 40_000,
             dead_connection_timeout_ms: 15_000,
+            read_urls: Vec::new(),
+            replica_max_lag_ms: 2_000,
+            replica_check_interval_ms: 500,
         };
         let pool = connect(&config).expect("build the test pool");
         TestDatabase { name, config, pool }
@@ -75,6 +96,33 @@ impl TestDatabase {
     /// A pool on this database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Holds `lock table transactions in <mode> mode` on a connection of
+    /// its own until the returned sender is sent to or dropped, then rolls
+    /// back: a stand-in for a database that does not answer.
+    ///
+    /// # Panics
+    /// When the lock cannot be taken within 30 s.
+    pub async fn lock_table(&self, mode: &'static str) -> tokio::sync::oneshot::Sender<()> {
+        let pool = self.pool.clone();
+        let (locked, is_locked) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut client = pool.get().await.expect("connection");
+            let lock = client.transaction().await.expect("begin");
+            lock.batch_execute(&format!("lock table transactions in {mode} mode"))
+                .await
+                .expect("table locked");
+            let _ = locked.send(());
+            let _ = released.await;
+            lock.rollback().await.expect("table unlocked");
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(30), is_locked)
+            .await
+            .expect("the lock is taken in time")
+            .expect("the lock is taken");
+        release
     }
 }
 
@@ -148,4 +196,126 @@ pub fn transaction(
         origin: txwatch_domain::Origin::Real,
         verdict: txwatch_domain::Verdict::NotEnoughHistory { have: 0 },
     }
+}
+
+/// A PostgreSQL primary with one streaming standby of its own, started by
+/// `scripts/pg-cluster.sh` in a temporary folder on free ports, and torn
+/// down on drop. Tests that need it fail (never skip) when it cannot start.
+pub struct PgCluster {
+    dir: String,
+    primary: String,
+    standby: String,
+}
+
+/// The cluster script, found from this crate's folder (cargo runs tests
+/// from their crate's folder, but the path does not depend on it).
+const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster.sh");
+
+impl PgCluster {
+    /// Starts the primary and the standby and waits until it streams.
+    ///
+    /// # Panics
+    /// When the script fails: the message carries its output.
+    pub async fn start() -> PgCluster {
+        let out = run_script(vec!["start".to_owned()]).await;
+        let value = |key: &str| {
+            out.lines()
+                .find_map(|line| line.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("pg-cluster.sh printed no {key}: {out}"))
+                .to_owned()
+        };
+        PgCluster {
+            dir: value("PG_CLUSTER_DIR"),
+            primary: value("PG_PRIMARY_URL"),
+            standby: value("PG_STANDBY_URL"),
+        }
+    }
+
+    /// The primary's URL for database `name`.
+    pub fn primary_url(&self, name: &str) -> String {
+        database_url(&self.primary, name)
+    }
+
+    /// The standby's URL for database `name`.
+    pub fn standby_url(&self, name: &str) -> String {
+        database_url(&self.standby, name)
+    }
+
+    /// Stops the standby (fast shutdown: its connections are closed).
+    ///
+    /// # Panics
+    /// When the script fails.
+    pub async fn stop_standby(&self) {
+        run_script(vec!["stop-standby".to_owned(), self.dir.clone()]).await;
+    }
+
+    /// Starts the standby again and waits until it streams.
+    ///
+    /// # Panics
+    /// When the script fails.
+    pub async fn start_standby(&self) {
+        run_script(vec!["start-standby".to_owned(), self.dir.clone()]).await;
+    }
+
+    /// Creates database `name` on the primary, migrated; the standby
+    /// receives it by replication.
+    ///
+    /// # Panics
+    /// When the primary refuses.
+    pub async fn create_database(&self, name: &str) {
+        let (client, connection) = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio_postgres::connect(&self.primary, NoTls),
+        )
+        .await
+        .expect("the cluster's primary answered in time")
+        .expect("connect to the cluster's primary");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .expect("create a database on the primary");
+        crate::migrate(&self.primary_url(name))
+            .await
+            .expect("migrate the primary");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let status = std::process::Command::new("bash")
+            .args([CLUSTER_SCRIPT, "stop", &self.dir])
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!(
+                "could not tear down the cluster in {}: {status:?}",
+                self.dir
+            );
+        }
+    }
+}
+
+/// Runs the cluster script off the async threads (it waits for servers),
+/// answering its standard output; panics with its output when it fails.
+async fn run_script(args: Vec<String>) -> String {
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg(CLUSTER_SCRIPT)
+            .args(&args)
+            .output()
+    });
+    // The script bounds each of its own waits; this bounds them all.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), run)
+        .await
+        .expect("pg-cluster.sh finished within 5 minutes")
+        .expect("the script's thread")
+        .unwrap_or_else(|e| panic!("cannot run {CLUSTER_SCRIPT}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{CLUSTER_SCRIPT} failed ({}): {stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -16,12 +17,20 @@ use uuid::Uuid;
 use crate::error::StorageError;
 use crate::numeric::Cents;
 use crate::pool::PgPool;
+use crate::replicas::Replicas;
 use crate::session::Session;
 
 /// Reads and writes the `transactions` table. Cheap to clone.
+///
+/// With [`Replicas`], the history page and the users listing are read from
+/// a usable replica and, when none is or the one tried fails, from the
+/// primary, all within one query timeout. Every other call goes to the
+/// primary: writes, and the reads that must see the latest writes (the
+/// lookups of ingest, window rebuilds).
 #[derive(Clone)]
 pub struct TransactionRepository {
     pool: PgPool,
+    replicas: Option<Replicas>,
 }
 
 /// A position in the history order (`txn_date DESC, id ASC`): a page that
@@ -99,7 +108,7 @@ const COLUMN_TYPES: [Type; 12] = [
 // any that tie on the last date; the outer sort then puts that small set in
 // contract order. The first `$n` rows in contract order are always among
 // them.
-const FIRST_PAGE: &str = "select * from ( \
+pub(crate) const FIRST_PAGE: &str = "select * from ( \
        select id, user_id, amount, currency, txn_date, status, \
               is_anomaly, anomaly_score, window_len, baseline, threshold, simulated \
        from transactions \
@@ -146,41 +155,108 @@ const LATEST_ENTRIES: &str = "select u.user_id, t.id, t.txn_date, t.amount \
        order by txn_date desc, amount desc, id desc limit $2) as t";
 
 // One statement, so a batch is stored whole or not at all; ids stored
-// already (by an earlier call or a concurrent one) are skipped, and
-// `returning` says which rows this call stored.
+// already for the same user (by an earlier call or a concurrent one) are
+// skipped, and `returning` says which rows this call stored. The key is
+// (id, user_id): with the table partitioned by user, no constraint can make
+// an id unique across users (see `Key`).
 const INSERT_MANY: &str = "insert into transactions ( \
        id, user_id, amount, currency, txn_date, status, \
        is_anomaly, anomaly_score, window_len, baseline, threshold, simulated) \
      select * from unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::varchar[], \
        $5::timestamptz[], $6::varchar[], $7::bool[], $8::float8[], $9::int4[], \
        $10::float8[], $11::float8[], $12::bool[]) \
-     on conflict (id) do nothing \
-     returning id";
+     on conflict (id, user_id) do nothing \
+     returning user_id, id";
 
 /// From this many rows on, [`TransactionRepository::insert_many`] tries
 /// binary `COPY` first: below it, the extra round trips of a copy cost more
 /// than they save.
 const COPY_FROM: usize = 64;
 
+// Pairs are matched exactly in Rust. The primary key (id, user_id) serves
+// `id = any($2)` in each partition; `user_id = any($1)` lets the planner
+// prune to the users' partitions under a custom plan (observed on
+// Postgres 15), while a generic plan cannot prune on an array parameter
+// and probes each of the 16 primary keys: index probes either way.
 const FIND_MANY: &str = "select id, user_id, amount, currency, txn_date, status, \
        is_anomaly, anomaly_score, window_len, baseline, threshold, simulated \
-     from transactions where id = any($1)";
+     from transactions where user_id = any($1) and id = any($2)";
+
+/// What identifies a stored transaction: its id within its user's history.
+///
+/// `transactions` is partitioned (and can be distributed with Citus) by
+/// `user_id`, and a unique constraint there must include it: so an id is
+/// unique per user, and the same id posted for another user is another
+/// transaction. Every lookup carries the user, which also routes it to one
+/// partition (or Citus shard).
+pub type Key = (UserId, TransactionId);
+
+/// The key of a transaction.
+pub fn key_of(transaction: &Transaction) -> Key {
+    (transaction.user_id, transaction.id)
+}
 
 impl TransactionRepository {
     /// A repository over `pool`.
     pub fn new(pool: PgPool) -> TransactionRepository {
-        TransactionRepository { pool }
+        TransactionRepository {
+            pool,
+            replicas: None,
+        }
     }
 
-    /// The pool underneath.
+    /// The same repository, reading the history and users from `replicas`
+    /// while they are usable.
+    #[must_use]
+    pub fn with_replicas(mut self, replicas: Option<Replicas>) -> TransactionRepository {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The pool of the primary.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The read replicas, if any.
+    pub fn replicas(&self) -> Option<&Replicas> {
+        self.replicas.as_ref()
+    }
+
+    /// Runs a read that may be slightly stale: on a usable replica, within
+    /// half the query timeout, and when there is none or it fails, on the
+    /// primary, within what is left of the whole query timeout.
+    async fn read_anywhere<T, F>(&self, read: F) -> Result<T, StorageError>
+    where
+        F: AsyncFn(&Session) -> Result<T, StorageError>,
+    {
+        let started = Instant::now();
+        let whole = self.pool.query_timeout();
+        if let Some(replicas) = &self.replicas {
+            if let Some(replica) = replicas.pick() {
+                let answer = match replica.session(started + whole / 2).await {
+                    Ok(session) => read(&session).await,
+                    Err(error) => Err(error),
+                };
+                match answer {
+                    Ok(value) => {
+                        replica.answered();
+                        return Ok(value);
+                    }
+                    Err(error) => replica.failed(&error),
+                }
+            }
+            replicas.primary_answered();
+        }
+        let session = self.pool.session_until(started + whole).await?;
+        read(&session).await
     }
 
     /// Stores one scored transaction.
     ///
     /// # Errors
-    /// [`StorageError::Duplicate`] when its id is stored already;
+    /// [`StorageError::Duplicate`] when its id is stored already for its
+    /// user;
     /// [`StorageError::Unavailable`] when the database cannot be reached
     /// (nothing stored); [`StorageError::OutcomeUnknown`] when the insert
     /// was sent and no answer came.
@@ -227,47 +303,8 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn page(&self, query: &PageQuery) -> Result<Page, StorageError> {
-        let session = self.pool.session().await?;
-        let client = session.client();
-        let fetch = i64::from(query.limit) + 1;
-        let (min, max) = (query.min_amount.as_decimal(), query.max_amount.as_decimal());
-        let user = query.user_id.as_uuid();
-        let rows = match &query.after {
-            None => {
-                let statement = session.read(client.prepare_cached(FIRST_PAGE)).await?;
-                session
-                    .read(client.query(
-                        &statement,
-                        &[&user, &query.from, &query.to, &min, &max, &fetch],
-                    ))
-                    .await?
-            }
-            Some(after) => {
-                let statement = session.read(client.prepare_cached(NEXT_PAGE)).await?;
-                let id = after.id.as_uuid();
-                let params: [&(dyn ToSql + Sync); 8] = [
-                    &user,
-                    &query.from,
-                    &query.to,
-                    &min,
-                    &max,
-                    &after.txn_date,
-                    &id,
-                    &fetch,
-                ];
-                session.read(client.query(&statement, &params)).await?
-            }
-        };
-        let has_more = rows.len() as i64 > i64::from(query.limit);
-        let transactions = rows
-            .iter()
-            .take(query.limit as usize)
-            .map(transaction_from_row)
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            transactions,
-            has_more,
-        })
+        self.read_anywhere(async |session| page_on(session, query).await)
+            .await
     }
 
     /// Every user that has at least one transaction, in id order.
@@ -275,11 +312,8 @@ impl TransactionRepository {
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached.
     pub async fn users(&self) -> Result<Vec<UserId>, StorageError> {
-        let session = self.pool.session().await?;
-        let client = session.client();
-        let statement = session.read(client.prepare_cached(DISTINCT_USERS)).await?;
-        let rows = session.read(client.query(&statement, &[])).await?;
-        Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
+        self.read_anywhere(async |session| users_on(session).await)
+            .await
     }
 
     /// The user's `n` latest amounts of `origin`, oldest first: what a
@@ -366,8 +400,8 @@ impl TransactionRepository {
     }
 
     /// Stores scored transactions in one statement: all of them or, on
-    /// error, none. Ids stored already are skipped rather than failing the
-    /// batch; the answer lists the ids this call stored.
+    /// error, none. Keys (user and id) stored already are skipped rather
+    /// than failing the batch; the answer lists the keys this call stored.
     ///
     /// When the write was sent and its answer lost (the connection dropped,
     /// or no answer came in time), this finds out what became of it before
@@ -383,7 +417,7 @@ impl TransactionRepository {
     pub async fn insert_many(
         &self,
         transactions: &[Transaction],
-    ) -> Result<Vec<TransactionId>, StorageError> {
+    ) -> Result<Vec<Key>, StorageError> {
         if transactions.is_empty() {
             return Ok(Vec::new());
         }
@@ -393,7 +427,7 @@ impl TransactionRepository {
             // (callers look client ids up first), and then the statement,
             // which skips stored ids, runs instead.
             match self.copy_all(transactions).await {
-                Ok(()) => Ok(transactions.iter().map(|t| t.id).collect()),
+                Ok(()) => Ok(transactions.iter().map(key_of).collect()),
                 Err(StorageError::Duplicate) => self.insert_statement(transactions).await,
                 Err(error) => Err(error),
             }
@@ -415,15 +449,15 @@ impl TransactionRepository {
 
     /// Finds out what became of a write whose answer was lost, on another
     /// connection, and answers as [`insert_many`](Self::insert_many) would
-    /// have: the ids stored by that write (or now).
+    /// have: the keys stored by that write (or now).
     ///
     /// Why run the idempotent insert again rather than look the ids up: the
     /// lost write may still be under way in Postgres (only its answer is
     /// late, or its rows are inserted and not yet committed). A lookup
     /// cannot see uncommitted rows: it would say "not stored", and the
-    /// write could commit a moment later. The insert, `on conflict (id) do
+    /// write could commit a moment later. The insert, `on conflict (id, user_id) do
     /// nothing`, waits on the primary key for any transaction holding the
-    /// same ids until it commits (then they conflict: they are stored) or
+    /// same keys until it commits (then they conflict: they are stored) or
     /// rolls back (then they are inserted now). Once it returns, every row
     /// is stored exactly once. A second statement, with a fresh snapshot,
     /// reads the rows it did not insert, to tell the lost write's rows from
@@ -437,7 +471,7 @@ impl TransactionRepository {
         &self,
         transactions: &[Transaction],
         cause: Box<dyn std::error::Error + Send + Sync>,
-    ) -> Result<Vec<TransactionId>, StorageError> {
+    ) -> Result<Vec<Key>, StorageError> {
         let unknown = |error: StorageError| {
             tracing::warn!(
                 error = %crate::error::chain(&error),
@@ -448,33 +482,36 @@ impl TransactionRepository {
         let settled = async {
             let session = self.pool.session().await?;
             let inserted = self.insert_on(&session, transactions).await?;
-            let now: HashSet<TransactionId> = inserted.iter().copied().collect();
-            let rest: Vec<TransactionId> = transactions
+            let now: HashSet<Key> = inserted.iter().copied().collect();
+            let rest: Vec<Key> = transactions
                 .iter()
-                .map(|t| t.id)
-                .filter(|id| !now.contains(id))
+                .map(key_of)
+                .filter(|key| !now.contains(key))
                 .collect();
             let found = self.find_on(&session, &rest).await?;
             Ok::<_, StorageError>((inserted, found))
         };
         let (mut stored, found) = settled.await.map_err(unknown)?;
-        let ours: HashMap<TransactionId, &Transaction> =
-            transactions.iter().map(|t| (t.id, t)).collect();
+        let ours: HashMap<Key, &Transaction> =
+            transactions.iter().map(|t| (key_of(t), t)).collect();
         stored.extend(
             found
                 .iter()
-                .filter(|row| ours.get(&row.id).is_some_and(|t| same_transaction(t, row)))
-                .map(|row| row.id),
+                .filter(|row| {
+                    ours.get(&key_of(row))
+                        .is_some_and(|t| same_transaction(t, row))
+                })
+                .map(key_of),
         );
         Ok(stored)
     }
 
-    /// Stores the rows by one `insert ... on conflict (id) do nothing`,
-    /// answering the ids it inserted.
+    /// Stores the rows by one `insert ... on conflict (id, user_id) do
+    /// nothing`, answering the keys it inserted.
     async fn insert_statement(
         &self,
         transactions: &[Transaction],
-    ) -> Result<Vec<TransactionId>, StorageError> {
+    ) -> Result<Vec<Key>, StorageError> {
         let session = self.pool.session().await?;
         self.insert_on(&session, transactions).await
     }
@@ -484,7 +521,7 @@ impl TransactionRepository {
         &self,
         session: &Session,
         transactions: &[Transaction],
-    ) -> Result<Vec<TransactionId>, StorageError> {
+    ) -> Result<Vec<Key>, StorageError> {
         let n = transactions.len();
         let mut ids = Vec::with_capacity(n);
         let mut users = Vec::with_capacity(n);
@@ -535,7 +572,7 @@ impl TransactionRepository {
             ))
             .await?;
         rows.iter()
-            .map(|row| Ok(TransactionId(row.try_get(0)?)))
+            .map(|row| Ok((UserId(row.try_get(0)?), TransactionId(row.try_get(1)?))))
             .collect()
     }
 
@@ -549,34 +586,48 @@ impl TransactionRepository {
         Ok(())
     }
 
-    /// The stored transactions among `ids`, in no particular order; ids not
-    /// stored are left out.
+    /// The stored transactions among `keys`, in no particular order; keys
+    /// not stored are left out.
     ///
     /// # Errors
     /// [`StorageError::Unavailable`] when the database cannot be reached;
     /// [`StorageError::CorruptRow`] when a row breaks the domain's rules.
-    pub async fn find_many(&self, ids: &[TransactionId]) -> Result<Vec<Transaction>, StorageError> {
-        if ids.is_empty() {
+    pub async fn find_many(&self, keys: &[Key]) -> Result<Vec<Transaction>, StorageError> {
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
         let session = self.pool.session().await?;
-        self.find_on(&session, ids).await
+        self.find_on(&session, keys).await
     }
 
     /// [`find_many`](Self::find_many) on a given session.
     async fn find_on(
         &self,
         session: &Session,
-        ids: &[TransactionId],
+        keys: &[Key],
     ) -> Result<Vec<Transaction>, StorageError> {
-        if ids.is_empty() {
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
         let client = session.client();
         let statement = session.read(client.prepare_cached(FIND_MANY)).await?;
-        let ids: Vec<Uuid> = ids.iter().map(TransactionId::as_uuid).collect();
-        let rows = session.read(client.query(&statement, &[&ids])).await?;
-        rows.iter().map(transaction_from_row).collect()
+        let mut users: Vec<Uuid> = keys.iter().map(|(user, _)| user.as_uuid()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let ids: Vec<Uuid> = keys.iter().map(|(_, id)| id.as_uuid()).collect();
+        let rows = session
+            .read(client.query(&statement, &[&users, &ids]))
+            .await?;
+        let wanted: HashSet<Key> = keys.iter().copied().collect();
+        let mut found = Vec::with_capacity(keys.len());
+        for row in &rows {
+            let transaction = transaction_from_row(row)?;
+            // The query matches every user with every id: keep the pairs.
+            if wanted.contains(&key_of(&transaction)) {
+                found.push(transaction);
+            }
+        }
+        Ok(found)
     }
 
     /// Deletes every transaction. Used by `seed --reset`.
@@ -590,6 +641,58 @@ impl TransactionRepository {
             .await?;
         Ok(())
     }
+}
+
+/// One page of history on `session`.
+async fn page_on(session: &Session, query: &PageQuery) -> Result<Page, StorageError> {
+    let client = session.client();
+    let fetch = i64::from(query.limit) + 1;
+    let (min, max) = (query.min_amount.as_decimal(), query.max_amount.as_decimal());
+    let user = query.user_id.as_uuid();
+    let rows = match &query.after {
+        None => {
+            let statement = session.read(client.prepare_cached(FIRST_PAGE)).await?;
+            session
+                .read(client.query(
+                    &statement,
+                    &[&user, &query.from, &query.to, &min, &max, &fetch],
+                ))
+                .await?
+        }
+        Some(after) => {
+            let statement = session.read(client.prepare_cached(NEXT_PAGE)).await?;
+            let id = after.id.as_uuid();
+            let params: [&(dyn ToSql + Sync); 8] = [
+                &user,
+                &query.from,
+                &query.to,
+                &min,
+                &max,
+                &after.txn_date,
+                &id,
+                &fetch,
+            ];
+            session.read(client.query(&statement, &params)).await?
+        }
+    };
+    let has_more = rows.len() as i64 > i64::from(query.limit);
+    let transactions = rows
+        .iter()
+        .take(query.limit as usize)
+        .map(transaction_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        transactions,
+        has_more,
+    })
+}
+
+/// The distinct users on `session`.
+async fn users_on(session: &Session) -> Result<Vec<UserId>, StorageError> {
+    let client = session.client();
+    let statement = session.read(client.prepare_cached(DISTINCT_USERS)).await?;
+    let rows = session.read(client.query(&statement, &[])).await?;
+    Ok(rows.iter().map(|row| UserId(row.get(0))).collect())
 }
 
 /// A bulk insert in progress; see [`TransactionRepository::bulk_insert`].
@@ -620,7 +723,7 @@ impl BulkInsert {
     /// Ends the copy and commits every row written, returning how many.
     ///
     /// # Errors
-    /// [`StorageError::Duplicate`] when any id was stored already (then no
+    /// [`StorageError::Duplicate`] when any key was stored already (then no
     /// row of this copy is stored); [`StorageError::OutcomeUnknown`] when
     /// the end of the copy was sent and no answer came.
     pub async fn finish(mut self) -> Result<u64, StorageError> {
@@ -685,7 +788,7 @@ impl<'a> RowValues<'a> {
 }
 
 /// Whether a stored row is the transaction `ours` rather than another one
-/// stored under the same id: the same user, amount, currency, date and
+/// stored under the same key: the same user, amount, currency, date and
 /// status (the verdict follows from those and the window).
 fn same_transaction(ours: &Transaction, stored: &Transaction) -> bool {
     ours.user_id == stored.user_id

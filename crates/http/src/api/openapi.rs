@@ -284,7 +284,7 @@ pub(crate) struct Users {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct Transaction {
-    /// Unique id, also the idempotency key of posts.
+    /// Unique id within its user's history, also the idempotency key of posts.
     id: uuid::Uuid,
     /// Whose transaction.
     user_id: uuid::Uuid,
@@ -385,8 +385,9 @@ pub(crate) struct HistoryParams {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct NewTransaction {
-    /// Makes the post idempotent: the same id again answers the stored
-    /// transaction. Absent: a new UUIDv7.
+    /// Makes the post idempotent: the same id again for the same user
+    /// answers the stored transaction (an id is unique per user; under
+    /// another user it is another transaction). Absent: a new UUIDv7.
     id: Option<uuid::Uuid>,
     /// Whose transaction.
     user_id: uuid::Uuid,
@@ -888,6 +889,27 @@ pub(crate) struct Readiness {
     /// Settings an operator should fix; they do not make the process
     /// unready.
     warnings: Vec<ReadinessWarning>,
+    /// Each read replica (`APP_DATABASE__READ_URLS`) as its last check
+    /// found it; empty without replicas. A replica down or lagging never
+    /// makes the process unready: the primary answers its reads.
+    replicas: Vec<ReadinessReplica>,
+}
+
+/// A read replica in `/ready`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ReadinessReplica {
+    /// `host:port/database`.
+    name: String,
+    /// `up` (reads go to it), `lagging` (behind the bound: skipped),
+    /// `down` (not answering: skipped) or `starting` (not checked yet).
+    #[schema(pattern = "^(up|lagging|down|starting)$")]
+    state: String,
+    /// How far behind the primary it was at its last check, in
+    /// milliseconds; null before any check reached it.
+    #[schema(value_type = Option<u64>)]
+    lag_ms: Option<u64>,
 }
 
 /// A setting an operator should fix.

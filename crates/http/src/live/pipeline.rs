@@ -32,7 +32,7 @@ use txwatch_domain::{
     Amount, AnyDetector, Currency, Detector, Origin, Status, Transaction, TransactionId, UserId,
     WindowEntry,
 };
-use txwatch_storage::TransactionRepository;
+use txwatch_storage::{Key, TransactionRepository, key_of};
 
 use crate::api::dto::TransactionJson;
 use crate::api::error::ApiError;
@@ -271,22 +271,25 @@ impl Pipeline {
     ) -> Result<(Vec<Outcome>, Publication), ApiError> {
         let count = items.len();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
-        // An id repeated within the call is answered like its first use.
+        // An id repeated for the same user within the call is answered like
+        // its first use. Ids are unique per user (see `storage::Key`): the
+        // same id under another user is another transaction.
         let mut repeats: Vec<(usize, usize)> = Vec::new();
-        let mut first_use: HashMap<TransactionId, usize> = HashMap::with_capacity(count);
-        let mut given: Vec<TransactionId> = Vec::new();
+        let mut first_use: HashMap<Key, usize> = HashMap::with_capacity(count);
+        let mut given: Vec<Key> = Vec::new();
         let mut pending: Vec<Pending> = Vec::with_capacity(count);
         for (index, mut transaction) in items.into_iter().enumerate() {
             transaction.txn_date = truncate_to_micros(transaction.txn_date);
             let id = transaction.id;
+            let key = (transaction.user_id, id);
             if transaction.id_origin == IdOrigin::Client {
-                given.push(id);
+                given.push(key);
             }
-            if let Some(&first) = first_use.get(&id) {
+            if let Some(&first) = first_use.get(&key) {
                 repeats.push((index, first));
                 continue;
             }
-            first_use.insert(id, index);
+            first_use.insert(key, index);
             pending.push(Pending {
                 index,
                 transaction,
@@ -298,9 +301,9 @@ impl Pipeline {
             let started = Instant::now();
             let stored = self.transactions.find_many(&given).await?;
             self.metrics.observe_stage(Stage::Lookup, started.elapsed());
-            let stored: HashMap<TransactionId, Transaction> =
-                stored.into_iter().map(|t| (t.id, t)).collect();
-            pending.retain(|p| match stored.get(&p.id) {
+            let stored: HashMap<Key, Transaction> =
+                stored.into_iter().map(|t| (key_of(&t), t)).collect();
+            pending.retain(|p| match stored.get(&(p.transaction.user_id, p.id)) {
                 Some(found) => {
                     outcomes[p.index] = Some(Outcome::Existing(found.clone()));
                     false
@@ -331,7 +334,7 @@ impl Pipeline {
         let mut rows: Vec<Transaction> = Vec::with_capacity(pending.len());
         let mut row_index: Vec<usize> = Vec::with_capacity(pending.len());
         let mut row_feed: Vec<Option<FeedId>> = Vec::with_capacity(pending.len());
-        let mut in_window: Vec<(usize, TransactionId)> = Vec::new();
+        let mut in_window: Vec<(usize, Key)> = Vec::new();
         let touched: Vec<(Origin, UserId)> = pending
             .iter()
             .map(|p| (p.transaction.origin(), p.transaction.user_id))
@@ -356,7 +359,7 @@ impl Pipeline {
                 }
                 // The id is in the window: stored already, or being stored by
                 // a request running now.
-                Step::Duplicate => in_window.push((p.index, p.id)),
+                Step::Duplicate => in_window.push((p.index, (p.transaction.user_id, p.id))),
                 Step::Missing => {
                     self.forget_windows(touched.into_iter()).await;
                     return Err(ApiError::Internal(
@@ -389,17 +392,17 @@ impl Pipeline {
                 return Err(error.into());
             }
         };
-        let stored: HashSet<TransactionId> = stored.into_iter().collect();
+        let stored: HashSet<Key> = stored.into_iter().collect();
         let mut created: Vec<(Transaction, Bytes, Option<FeedId>)> =
             Vec::with_capacity(stored.len());
         let mut not_stored: Vec<(Origin, UserId, WindowEntry)> = Vec::new();
         let anomalies = rows
             .iter()
-            .filter(|t| stored.contains(&t.id) && t.verdict.is_anomaly())
+            .filter(|t| stored.contains(&key_of(t)) && t.verdict.is_anomaly())
             .count();
         self.metrics.scored(stored.len(), anomalies);
         for ((index, feed), transaction) in row_index.into_iter().zip(row_feed).zip(rows) {
-            if stored.contains(&transaction.id) {
+            if stored.contains(&key_of(&transaction)) {
                 let json = json_of(&transaction);
                 outcomes[index] = Some(Outcome::Created {
                     transaction: transaction.clone(),
@@ -419,7 +422,7 @@ impl Pipeline {
                         amount: transaction.amount,
                     },
                 ));
-                in_window.push((index, transaction.id));
+                in_window.push((index, key_of(&transaction)));
             }
         }
         for origin in [Origin::Real, Origin::Simulated] {
@@ -573,9 +576,9 @@ impl Pipeline {
     /// request storing it has finished. Runs after this call stored its own
     /// rows, so it cannot fail the call: an id it cannot look up (Postgres
     /// gone meanwhile) is answered as in progress, to be retried.
-    async fn resolve_in_flight(&self, items: &[(usize, TransactionId)]) -> Vec<(usize, Outcome)> {
+    async fn resolve_in_flight(&self, items: &[(usize, Key)]) -> Vec<(usize, Outcome)> {
         let mut resolved = Vec::with_capacity(items.len());
-        let mut waiting: Vec<(usize, TransactionId)> = items.to_vec();
+        let mut waiting: Vec<(usize, Key)> = items.to_vec();
         for check in 0..IN_FLIGHT_CHECKS {
             if waiting.is_empty() {
                 break;
@@ -583,19 +586,15 @@ impl Pipeline {
             if check > 0 {
                 tokio::time::sleep(IN_FLIGHT_PAUSE).await;
             }
-            let ids: Vec<TransactionId> = waiting.iter().map(|(_, id)| *id).collect();
-            let found: HashMap<TransactionId, Transaction> = match self
-                .transactions
-                .find_many(&ids)
-                .await
-            {
-                Ok(found) => found.into_iter().map(|t| (t.id, t)).collect(),
+            let ids: Vec<Key> = waiting.iter().map(|(_, key)| *key).collect();
+            let found: HashMap<Key, Transaction> = match self.transactions.find_many(&ids).await {
+                Ok(found) => found.into_iter().map(|t| (key_of(&t), t)).collect(),
                 Err(error) => {
                     tracing::warn!(%error, ids = ids.len(), "could not look up ids being stored by other requests");
                     break;
                 }
             };
-            waiting.retain(|(index, id)| match found.get(id) {
+            waiting.retain(|(index, key)| match found.get(key) {
                 Some(t) => {
                     resolved.push((*index, Outcome::Existing(t.clone())));
                     false
@@ -606,7 +605,7 @@ impl Pipeline {
         resolved.extend(
             waiting
                 .into_iter()
-                .map(|(index, id)| (index, Outcome::InProgress(id))),
+                .map(|(index, (_, id))| (index, Outcome::InProgress(id))),
         );
         resolved
     }

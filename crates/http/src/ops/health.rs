@@ -45,6 +45,15 @@ struct ReadyJson {
     postgres: &'static str,
     redis: &'static str,
     warnings: Vec<WarningJson>,
+    replicas: Vec<ReplicaJson>,
+}
+
+/// A read replica as its last check found it.
+#[derive(Serialize)]
+struct ReplicaJson {
+    name: String,
+    state: &'static str,
+    lag_ms: Option<u64>,
 }
 
 /// Something an operator should fix that does not stop serving.
@@ -68,7 +77,9 @@ struct WarningJson {
                    200; `/health` is the liveness check. `warnings` lists settings an \
                    operator should fix that do not stop serving, such as \
                    `default_cursor_secret` while cursors are signed with the built-in, \
-                   public secret.",
+                   public secret. `replicas` shows each read replica's state and lag; a \
+                   replica that is down or lags does not make the process unready, since \
+                   the primary answers its reads.",
     responses(
         (status = 200, description = "Postgres and Redis are reachable.",
          body = crate::api::openapi::Readiness),
@@ -130,13 +141,29 @@ pub(crate) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiErro
         postgres: shown(postgres),
         redis: shown(redis),
         warnings,
+        // Not part of readiness: the primary answers what a replica cannot.
+        replicas: state
+            .transactions
+            .replicas()
+            .map(|replicas| {
+                replicas
+                    .status()
+                    .into_iter()
+                    .map(|replica| ReplicaJson {
+                        name: replica.name,
+                        state: replica.state.as_str(),
+                        lag_ms: replica.lag_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(status, &body, 256)
+    json_response(status, &body, 512)
 }
 
 /// What readiness says of a dependency that refuses connections.

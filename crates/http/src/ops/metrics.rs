@@ -19,12 +19,22 @@
 //! | `dependency_errors_total` | counter | `dependency` |
 //! | `pool_connections` | gauge | `pool`, `state` |
 //! | `pool_max_connections`, `pool_waiting` | gauge | `pool` |
+//! | `db_reads_total` | counter | `backend` (`primary` or a replica's `host:port/database`) |
+//! | `db_replica_state` | gauge (1 for the current state) | `replica`, `state` |
+//! | `db_replica_lag_milliseconds` | gauge (-1 before any check) | `replica` |
+//! | `db_replica_fallbacks_total` | counter | `replica` |
+//!
+//! The `db_` families count the reads that may go to a replica (history and
+//! users) and show each replica as its last check found it; without
+//! replicas they are absent.
 //!
 //! `route` is the matched route pattern (`/sse/transactions/{user_id}`), or
 //! `unmatched`, so label values stay few whatever clients send.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use txwatch_storage::ReplicaState;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -106,6 +116,10 @@ struct Families {
     pool_connections: IntGaugeVec,
     pool_max: IntGaugeVec,
     pool_waiting: IntGaugeVec,
+    db_reads: IntCounterVec,
+    db_replica_state: IntGaugeVec,
+    db_replica_lag: IntGaugeVec,
+    db_replica_fallbacks: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -209,6 +223,30 @@ impl Metrics {
                 "Callers waiting for a connection from each pool.",
                 &["pool"],
             ),
+            db_reads: counter_vec(
+                &registry,
+                "db_reads_total",
+                "History and users reads, by the database that answered them.",
+                &["backend"],
+            ),
+            db_replica_state: gauge_vec(
+                &registry,
+                "db_replica_state",
+                "1 for each read replica's current state (up, lagging, down, starting).",
+                &["replica", "state"],
+            ),
+            db_replica_lag: gauge_vec(
+                &registry,
+                "db_replica_lag_milliseconds",
+                "How far each read replica was behind the primary at its last check (-1: never reached).",
+                &["replica"],
+            ),
+            db_replica_fallbacks: counter_vec(
+                &registry,
+                "db_replica_fallbacks_total",
+                "Reads that failed on a replica and were answered by the primary.",
+                &["replica"],
+            ),
             registry,
         };
         Metrics {
@@ -276,6 +314,42 @@ impl Metrics {
     /// Counts a notice sent on an SSE stream.
     pub(crate) fn sse_notice(&self, code: &str) {
         self.inner.sse_notices.with_label_values(&[code]).inc();
+    }
+
+    /// Records the read replicas as they are now, for the next
+    /// [`render`](Self::render): counts reach the counters as increments.
+    pub fn replicas(&self, replicas: &txwatch_storage::Replicas) {
+        let f = &self.inner;
+        let raise = |counter: &IntCounter, to: u64| {
+            counter.inc_by(to.saturating_sub(counter.get()));
+        };
+        raise(
+            &f.db_reads.with_label_values(&["primary"]),
+            replicas.primary_reads(),
+        );
+        for replica in replicas.status() {
+            let name = replica.name.as_str();
+            raise(&f.db_reads.with_label_values(&[name]), replica.reads);
+            raise(
+                &f.db_replica_fallbacks.with_label_values(&[name]),
+                replica.fallbacks,
+            );
+            for state in [
+                ReplicaState::Starting,
+                ReplicaState::Up,
+                ReplicaState::Lagging,
+                ReplicaState::Down,
+            ] {
+                f.db_replica_state
+                    .with_label_values(&[name, state.as_str()])
+                    .set(i64::from(state == replica.state));
+            }
+            f.db_replica_lag.with_label_values(&[name]).set(
+                replica
+                    .lag_ms
+                    .map_or(-1, |lag| i64::try_from(lag).unwrap_or(i64::MAX)),
+            );
+        }
     }
 
     /// The Prometheus text exposition of every family, with the pools'

@@ -16,7 +16,9 @@ use crate::state::AppState;
     description = "This process's counters, gauges and histograms in the Prometheus text \
                    exposition format (version 0.0.4): requests by route and status, \
                    transactions scored, anomalies flagged, pipeline stage latency, SSE \
-                   streams, lagged events, dependency errors and pool usage.",
+                   streams, lagged events, dependency errors, pool usage, and with read \
+                   replicas, which database answered each history or users read and each \
+                   replica's state and lag.",
     responses((status = 200, description = "The metrics.", body = String,
                content_type = "text/plain")),
 )]
@@ -39,6 +41,9 @@ pub(crate) async fn metrics(state: Data<AppState>) -> HttpResponse {
             waiting: redis.waiting,
         },
     ];
+    if let Some(replicas) = state.transactions.replicas() {
+        state.metrics().replicas(replicas);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics().render(&pools))

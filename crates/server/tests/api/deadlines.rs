@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::helpers::{Reply, TestApp, spawn_app_with, within};
@@ -28,26 +27,6 @@ async fn app_with_one_worker() -> TestApp {
         settings.http.request_timeout_ms = 5_000;
     })
     .await
-}
-
-/// Holds `lock table transactions in <mode> mode` on a connection of the
-/// test's own until the returned sender is dropped.
-async fn lock_table(app: &TestApp, mode: &'static str) -> oneshot::Sender<()> {
-    let pool = app.db.pool().clone();
-    let (locked, is_locked) = oneshot::channel();
-    let (release, released) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let mut client = pool.get().await.expect("connection");
-        let lock = client.transaction().await.expect("begin");
-        lock.batch_execute(&format!("lock table transactions in {mode} mode"))
-            .await
-            .expect("table locked");
-        let _ = locked.send(());
-        let _ = released.await;
-        lock.rollback().await.expect("table unlocked");
-    });
-    within(is_locked).await.expect("the lock is taken");
-    release
 }
 
 /// Waits until `n` statements of the app wait for a lock.
@@ -103,7 +82,7 @@ fn id_in(reply: &Reply, field: &str) -> Uuid {
 async fn a_single_post_still_queued_at_its_deadline_is_withdrawn_and_one_being_stored_is_unknown() {
     let app = app_with_one_worker().await;
     let user = Uuid::new_v4();
-    let release = lock_table(&app, "exclusive").await;
+    let release = app.db.lock_table("exclusive").await;
 
     // The worker takes the first and waits on the table; the second waits
     // for the worker.
@@ -201,7 +180,7 @@ async fn a_batch_past_its_deadline_says_nothing_is_stored_before_storing_and_unk
 
     // Even reads wait: the client id's lookup holds the batch before it
     // could store anything.
-    let release = lock_table(&app, "access exclusive").await;
+    let release = app.db.lock_table("access exclusive").await;
     let (early, took) = timed_post(&app, "/transactions/batch", batch.clone()).await;
     assert_eq!(
         early.status,
@@ -233,7 +212,7 @@ async fn a_batch_past_its_deadline_says_nothing_is_stored_before_storing_and_unk
     assert!(kept.is_empty(), "{kept:?}");
 
     // Only writes wait: the batch is being stored when its deadline passes.
-    let release = lock_table(&app, "exclusive").await;
+    let release = app.db.lock_table("exclusive").await;
     let (late, took) = timed_post(&app, "/transactions/batch", batch.clone()).await;
     assert_eq!(
         late.status,
@@ -278,7 +257,7 @@ async fn a_slow_body_does_not_push_the_ingest_answer_past_the_request_time_limit
         settings.http.body_timeout_ms = 2500;
     })
     .await;
-    let release = lock_table(&app, "exclusive").await;
+    let release = app.db.lock_table("exclusive").await;
     let id = Uuid::now_v7();
     let body = json!({"id": id, "user_id": Uuid::new_v4(), "amount": "10"}).to_string();
     let (head, tail) = body.split_at(body.len() / 2);

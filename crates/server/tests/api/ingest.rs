@@ -62,6 +62,44 @@ async fn a_posted_transaction_is_scored_stored_and_answered_201_and_its_id_again
     assert_eq!(page.body["transactions"][0], first.body);
 }
 
+#[tokio::test]
+async fn an_id_is_unique_per_user_so_another_user_posting_it_gets_a_transaction_of_its_own() {
+    let app = spawn_app().await;
+    let (alice, bob) = (new_user(), new_user());
+    let id = uuid::Uuid::new_v4().to_string();
+    let first = app
+        .post(
+            "/transactions",
+            &json!({"id": id, "user_id": alice, "amount": "10"}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    // The same id under Bob: his own transaction, not Alice's answered back.
+    let other = app
+        .post(
+            "/transactions",
+            &json!({"id": id, "user_id": bob, "amount": "20"}),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    assert_eq!(other.body["user_id"], json!(bob));
+    assert_eq!(other.body["amount"], json!("20.00"));
+    // Each is idempotent for its own user, in one batch too.
+    let batch = app
+        .post(
+            "/transactions/batch",
+            &json!({"transactions": [
+                {"id": id, "user_id": alice, "amount": "30"},
+                {"id": id, "user_id": bob, "amount": "40"},
+            ]}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{}", batch.body);
+    assert_eq!(batch.body["existing"], 2, "{}", batch.body);
+    assert_eq!(app.count_of(&alice).await, 1);
+    assert_eq!(app.count_of(&bob).await, 1);
+}
+
 async fn app_window(app: &TestApp, user: &str) -> Vec<txwatch_domain::WindowEntry> {
     let store = WindowStore::new(
         app.redis.pool().clone(),

@@ -17,6 +17,7 @@ mod origin;
 mod outage;
 mod processes;
 mod proxy;
+mod replicas;
 mod routes;
 mod seeding;
 mod server_process;

@@ -53,7 +53,7 @@ async fn ready_answers_200_when_postgres_and_redis_answer() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"ready": true, "postgres": "ok", "redis": "ok", "warnings": []})
+        json!({"ready": true, "postgres": "ok", "redis": "ok", "warnings": [], "replicas": []})
     );
 }
 

@@ -54,26 +54,6 @@ async fn prepare_the_insert(repo: &TransactionRepository) {
     assert_eq!(repo.pool().status().size, 1);
 }
 
-/// Holds `lock table transactions in <mode> mode` until the returned
-/// sender is dropped or sent to, then rolls back.
-async fn lock_table(db: &TestDatabase, mode: &'static str) -> tokio::sync::oneshot::Sender<()> {
-    let pool = db.pool().clone();
-    let (locked, is_locked) = tokio::sync::oneshot::channel();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let mut client = pool.get().await.expect("connection");
-        let lock = client.transaction().await.expect("begin");
-        lock.batch_execute(&format!("lock table transactions in {mode} mode"))
-            .await
-            .expect("table locked");
-        let _ = locked.send(());
-        let _ = released.await;
-        lock.rollback().await.expect("table unlocked");
-    });
-    within(is_locked).await.expect("the lock is taken");
-    release
-}
-
 #[tokio::test]
 async fn a_read_without_an_answer_in_time_gives_up_and_its_connection_is_closed() {
     let db = TestDatabase::create().await;
@@ -81,7 +61,7 @@ async fn a_read_without_an_answer_in_time_gives_up_and_its_connection_is_closed(
     within(repo.users()).await.expect("a first read");
     assert!(repo.pool().status().size >= 1);
 
-    let release = lock_table(&db, "access exclusive").await;
+    let release = db.lock_table("access exclusive").await;
     let started = Instant::now();
     let error = within(repo.users()).await.expect_err("the table is locked");
     assert!(error.is_unavailable(), "{error:?}");
@@ -108,7 +88,7 @@ async fn a_write_without_an_answer_is_reported_unknown_and_writing_it_again_stor
     let repo = repository(&db, 500);
     prepare_the_insert(&repo).await;
     let batch = rows(3);
-    let release = lock_table(&db, "exclusive").await;
+    let release = db.lock_table("exclusive").await;
     let error = within(repo.insert_many(&batch))
         .await
         .expect_err("the table is locked");
@@ -136,7 +116,7 @@ async fn a_write_whose_answer_is_late_is_settled_as_stored_once_it_commits() {
     let repo = repository(&db, 2_000);
     prepare_the_insert(&repo).await;
     let batch = rows(3);
-    let release = lock_table(&db, "exclusive").await;
+    let release = db.lock_table("exclusive").await;
     // Released after the first attempt gave up (2 s), while the settling
     // insert waits (until 4 s at the earliest).
     tokio::spawn(async move {
@@ -146,7 +126,7 @@ async fn a_write_whose_answer_is_late_is_settled_as_stored_once_it_commits() {
     let stored = within(repo.insert_many(&batch))
         .await
         .expect("settled once the table is free");
-    let mut stored: Vec<Uuid> = stored.iter().map(|id| id.as_uuid()).collect();
+    let mut stored: Vec<Uuid> = stored.iter().map(|(_, id)| id.as_uuid()).collect();
     let mut expected: Vec<Uuid> = batch.iter().map(|t| t.id.as_uuid()).collect();
     stored.sort_unstable();
     expected.sort_unstable();
@@ -165,7 +145,7 @@ async fn a_write_refused_by_postgres_is_known_to_have_stored_nothing() {
     let repo = TransactionRepository::new(txwatch_storage::connect(&config).expect("pool"));
     prepare_the_insert(&repo).await;
     let batch = rows(3);
-    let release = lock_table(&db, "exclusive").await;
+    let release = db.lock_table("exclusive").await;
     // Postgres cancels the insert after 300 ms: an answer, so the outcome
     // is known.
     let error = within(repo.insert_many(&batch))

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 mod deadlines;
+mod partitioning;
+mod replicas;
 mod repository;
 
 const LIMIT: Duration = Duration::from_secs(30);

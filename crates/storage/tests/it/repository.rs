@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 use txwatch_domain::{Amount, Origin, Score, Transaction, TransactionId, UserId, Verdict};
 use txwatch_storage::testing::{TestDatabase, transaction};
-use txwatch_storage::{PageQuery, StorageError, TransactionRepository};
+use txwatch_storage::{PageQuery, StorageError, TransactionRepository, key_of};
 use uuid::Uuid;
 
 use crate::within;
@@ -262,6 +262,9 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         statement_timeout_ms: 0,
         query_timeout_ms: 1000,
         dead_connection_timeout_ms: 0,
+        read_urls: Vec::new(),
+        replica_max_lag_ms: 2_000,
+        replica_check_interval_ms: 500,
     };
     let repo = TransactionRepository::new(txwatch_storage::connect(&config).expect("pool"));
     let error = within(repo.users())
@@ -324,10 +327,16 @@ async fn insert_many_skips_stored_ids_and_says_which_it_stored() {
     let stored = within(repo.insert_many(&[fresh.clone(), existing.clone()]))
         .await
         .expect("insert many");
-    assert_eq!(stored, vec![fresh.id]);
-    let mut found = within(repo.find_many(&[fresh.id, existing.id, TransactionId(Uuid::new_v4())]))
-        .await
-        .expect("find");
+    assert_eq!(stored, vec![(user, fresh.id)]);
+    let mut found = within(repo.find_many(&[
+        (user, fresh.id),
+        (user, existing.id),
+        (user, TransactionId(Uuid::new_v4())),
+        // A stored id asked for another user: not that user's.
+        (new_user(), existing.id),
+    ]))
+    .await
+    .expect("find");
     found.sort_by_key(|t| t.amount);
     assert_eq!(found, vec![existing, fresh]);
     assert!(
@@ -379,7 +388,7 @@ async fn the_origin_of_a_transaction_is_stored_and_windows_read_one_origin_only(
     // One statement for some, COPY for the rest: both paths store the origin.
     within(repo.insert_many(&rows[..5])).await.expect("insert");
     store_all(&repo, &rows[5..]).await;
-    let mut found = within(repo.find_many(&rows.iter().map(|t| t.id).collect::<Vec<_>>()))
+    let mut found = within(repo.find_many(&rows.iter().map(key_of).collect::<Vec<_>>()))
         .await
         .expect("found");
     found.sort_by_key(|t| t.txn_date);
@@ -448,4 +457,49 @@ async fn amounts_of_every_size_read_back_exactly() {
         .expect("latest entries");
     let amounts: Vec<Amount> = entries[&user].iter().map(|e| e.amount).collect();
     assert_eq!(amounts, wanted);
+}
+
+#[tokio::test]
+async fn an_id_is_unique_per_user_so_another_users_same_id_is_another_transaction() {
+    let db = TestDatabase::create().await;
+    let repo = TransactionRepository::new(db.pool().clone());
+    let (alice, bob) = (new_user(), new_user());
+    let theirs = transaction(alice, datetime!(2026-03-01 10:00:00 UTC), "5");
+    within(repo.insert(&theirs)).await.expect("insert");
+    // Alice's id again: a duplicate, by the one statement and by insert.
+    let again = within(repo.insert_many(std::slice::from_ref(&theirs)))
+        .await
+        .expect("insert many");
+    assert!(again.is_empty(), "{again:?}");
+    match within(repo.insert(&theirs)).await {
+        Err(StorageError::Duplicate) => {}
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    // The same id for Bob, by both paths of insert_many (statement and COPY).
+    let mut bobs = transaction(bob, datetime!(2026-03-02 10:00:00 UTC), "7");
+    bobs.id = theirs.id;
+    let stored = within(repo.insert_many(&[bobs.clone()]))
+        .await
+        .expect("insert many");
+    assert_eq!(stored, vec![(bob, theirs.id)]);
+    let carol = new_user();
+    let many: Vec<Transaction> = (0..70)
+        .map(|i| {
+            let mut row = transaction(carol, datetime!(2026-03-03 10:00:00 UTC), &format!("{i}"));
+            if i == 0 {
+                row.id = theirs.id;
+            }
+            row
+        })
+        .collect();
+    let stored = within(repo.insert_many(&many)).await.expect("copy");
+    assert_eq!(stored.len(), 70);
+    let found = within(repo.find_many(&[(alice, theirs.id), (bob, theirs.id)]))
+        .await
+        .expect("find");
+    assert_eq!(found.len(), 2);
+    assert!(
+        found.contains(&theirs) && found.contains(&bobs),
+        "{found:?}"
+    );
 }
