@@ -41,6 +41,15 @@ pub struct CacheConfig {
     /// (2 s).
     #[serde(default = "default_dead_connection_timeout_ms")]
     pub dead_connection_timeout_ms: u64,
+    /// The nodes of a Redis Cluster (URLs as for [`url`](Self::url); a few
+    /// are enough, the rest are discovered). Empty: one Redis at `url`.
+    /// Non-empty: every key goes to the cluster, and `url` is not used.
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
+    /// How many streams the event log is spread over (see
+    /// [`EventLog`](crate::EventLog)); at least 1. Defaults to 16.
+    #[serde(default = "default_event_shards")]
+    pub event_shards: u16,
 }
 
 // Defaults for settings that older configuration files do not mention.
@@ -57,6 +66,10 @@ fn default_dead_connection_timeout_ms() -> u64 {
     15_000
 }
 
+fn default_event_shards() -> u16 {
+    16
+}
+
 impl fmt::Debug for CacheConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheConfig")
@@ -70,6 +83,15 @@ impl fmt::Debug for CacheConfig {
                 "dead_connection_timeout_ms",
                 &self.dead_connection_timeout_ms,
             )
+            .field(
+                "cluster_nodes",
+                &self
+                    .cluster_nodes
+                    .iter()
+                    .map(|url| redact_password(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("event_shards", &self.event_shards)
             .finish()
     }
 }
@@ -130,6 +152,8 @@ mod tests {
             window_idle_ttl_secs: 86_400,
             event_retention: 100_000,
             dead_connection_timeout_ms: 15_000,
+            cluster_nodes: Vec::new(),
+            event_shards: 16,
         }
     }
 

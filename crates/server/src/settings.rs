@@ -230,6 +230,7 @@ impl Settings {
                     .with_list_parse_key("http.cors_write_origins")
                     .with_list_parse_key("http.trusted_proxies")
                     .with_list_parse_key("http.allowed_hosts")
+                    .with_list_parse_key("redis.cluster_nodes")
                     .try_parsing(true)
                     .source(Some(environment)),
             )
@@ -239,7 +240,12 @@ impl Settings {
             )?
             .set_override_option("redis.url", var("REDIS_URL").filter(|v| !v.is_empty()))?
             .set_override_option("server.port", var("PORT").filter(|v| !v.is_empty()))?;
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        // `APP_REDIS__CLUSTER_NODES=` (empty) means no cluster.
+        settings
+            .redis
+            .cluster_nodes
+            .retain(|node| !node.trim().is_empty());
         settings.validate()?;
         Ok(settings)
     }
@@ -258,6 +264,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: "redis.event_retention",
                 reason: "must be at least 100",
+            });
+        }
+        if !(1..=1024).contains(&self.redis.event_shards) {
+            return Err(SettingsError::Invalid {
+                key: "redis.event_shards",
+                reason: "must be between 1 and 1024",
             });
         }
         if self.redis.window_idle_ttl_secs == 0 {
