@@ -46,10 +46,6 @@ pub struct CacheConfig {
     /// Non-empty: every key goes to the cluster, and `url` is not used.
     #[serde(default)]
     pub cluster_nodes: Vec<String>,
-    /// How many streams the event log is spread over (see
-    /// [`EventLog`](crate::EventLog)); at least 1. Defaults to 16.
-    #[serde(default = "default_event_shards")]
-    pub event_shards: u16,
 }
 
 // Defaults for settings that older configuration files do not mention.
@@ -64,10 +60,6 @@ fn default_event_retention() -> usize {
 
 fn default_dead_connection_timeout_ms() -> u64 {
     15_000
-}
-
-fn default_event_shards() -> u16 {
-    16
 }
 
 impl fmt::Debug for CacheConfig {
@@ -91,7 +83,6 @@ impl fmt::Debug for CacheConfig {
                     .map(|url| redact_password(url))
                     .collect::<Vec<_>>(),
             )
-            .field("event_shards", &self.event_shards)
             .finish()
     }
 }
@@ -153,7 +144,6 @@ mod tests {
             event_retention: 100_000,
             dead_connection_timeout_ms: 15_000,
             cluster_nodes: Vec::new(),
-            event_shards: 16,
         }
     }
 

@@ -240,9 +240,9 @@ fn connection_info(url: &str, config: &CacheConfig) -> Result<ConnectionInfo, Ca
 /// reachable master); otherwise the cluster counts as unavailable.
 ///
 /// # Errors
-/// [`CacheError::Unavailable`] when no connection can be had, Redis does not
-/// answer in time, or the cluster is not ok; [`CacheError::Command`] for an
-/// unexpected reply.
+/// [`CacheError::Unavailable`] when no connection can be had or Redis does
+/// not answer in time, [`CacheError::ClusterDown`] when the cluster is not
+/// ok, [`CacheError::Command`] for an unexpected reply.
 pub async fn ping(pool: &RedisPool) -> Result<(), CacheError> {
     let mut held = Held::get(pool).await?;
     if pool.is_cluster() {
@@ -252,9 +252,7 @@ pub async fn ping(pool: &RedisPool) -> Result<(), CacheError> {
             .await;
         let info = held.settle(reply)?;
         if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
-            return Err(CacheError::Unavailable(
-                "the redis cluster does not report cluster_state:ok".into(),
-            ));
+            return Err(CacheError::ClusterDown);
         }
         return Ok(());
     }
@@ -350,7 +348,6 @@ mod tests {
             event_retention: 100,
             dead_connection_timeout_ms: 15_000,
             cluster_nodes: Vec::new(),
-            event_shards: 16,
         }
     }
 

@@ -266,12 +266,6 @@ impl Settings {
                 reason: "must be at least 100",
             });
         }
-        if !(1..=1024).contains(&self.redis.event_shards) {
-            return Err(SettingsError::Invalid {
-                key: "redis.event_shards",
-                reason: "must be between 1 and 1024",
-            });
-        }
         if self.redis.window_idle_ttl_secs == 0 {
             return Err(SettingsError::Invalid {
                 key: "redis.window_idle_ttl_secs",
@@ -424,6 +418,28 @@ mod tests {
             !format!("{settings:?}").contains("pw@"),
             "password leaked into Debug"
         );
+    }
+
+    #[test]
+    fn cluster_nodes_are_a_comma_separated_list_and_empty_means_none() {
+        assert!(load(&[]).expect("valid").redis.cluster_nodes.is_empty());
+        assert!(
+            load(&[("APP_REDIS__CLUSTER_NODES", "")])
+                .expect("valid")
+                .redis
+                .cluster_nodes
+                .is_empty()
+        );
+        let settings = load(&[(
+            "APP_REDIS__CLUSTER_NODES",
+            "redis://10.0.0.1:7000,redis://:pw@10.0.0.2:7000",
+        )])
+        .expect("valid");
+        assert_eq!(
+            settings.redis.cluster_nodes,
+            ["redis://10.0.0.1:7000", "redis://:pw@10.0.0.2:7000"]
+        );
+        assert!(!format!("{settings:?}").contains(":pw@"), "password leaked");
     }
 
     #[test]

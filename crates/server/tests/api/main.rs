@@ -6,6 +6,7 @@ mod commits;
 mod dashboard;
 mod deadlines;
 mod errors;
+mod failover;
 mod helpers;
 mod history;
 mod ingest;
