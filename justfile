@@ -33,9 +33,31 @@ migrate: services
 seed *ARGS: services
     cargo run --release --locked -p txwatch-server --bin txwatch -- seed {{ARGS}}
 
-# Run every test against real Postgres and Redis.
+# Run every test against real Postgres and Redis, then the Redis-backed ones again on a Redis Cluster of their own.
 test: services datasets
     cargo test --workspace --locked --no-fail-fast
+    just test-cluster
+
+# A Redis Cluster (3 masters, 1 replica each) on free local ports in a temp folder; prints the node URLs to export.
+redis-cluster-up dir="/tmp/txwatch-redis-cluster":
+    @scripts/redis-cluster.sh up {{dir}}
+
+# Stop the Redis Cluster of `redis-cluster-up` and remove its folder.
+redis-cluster-down dir="/tmp/txwatch-redis-cluster":
+    @scripts/redis-cluster.sh down {{dir}}
+
+# The cache tests and the API tests of ingest, SSE, resume, idempotency and simulations on a Redis Cluster (started here, stopped after).
+test-cluster: services
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="$(mktemp -d /tmp/txwatch-test-cluster.XXXXXX)"
+    trap 'scripts/redis-cluster.sh down "$dir"' EXIT
+    nodes="$(scripts/redis-cluster.sh up "$dir" | sed 's/^export APP_REDIS__CLUSTER_NODES=//')"
+    echo "--- on the Redis Cluster $nodes"
+    export TEST_REDIS_CLUSTER_NODES="$nodes"
+    cargo test --locked -p txwatch-cache --test it --no-fail-fast
+    cargo test --locked -p txwatch-server --test api --no-fail-fast -- \
+        ingest:: live:: simulation:: processes:: steady::
 
 # Start a Postgres primary + streaming standby of its own on free ports (temp folder; prints the URLs). Also stop-standby/start-standby/status/stop DIR.
 pg-cluster *ARGS:

@@ -41,6 +41,11 @@ pub struct CacheConfig {
     /// (2 s).
     #[serde(default = "default_dead_connection_timeout_ms")]
     pub dead_connection_timeout_ms: u64,
+    /// The nodes of a Redis Cluster (URLs as for [`url`](Self::url); a few
+    /// are enough, the rest are discovered). Empty: one Redis at `url`.
+    /// Non-empty: every key goes to the cluster, and `url` is not used.
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
 }
 
 // Defaults for settings that older configuration files do not mention.
@@ -69,6 +74,14 @@ impl fmt::Debug for CacheConfig {
             .field(
                 "dead_connection_timeout_ms",
                 &self.dead_connection_timeout_ms,
+            )
+            .field(
+                "cluster_nodes",
+                &self
+                    .cluster_nodes
+                    .iter()
+                    .map(|url| redact_password(url))
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -130,6 +143,7 @@ mod tests {
             window_idle_ttl_secs: 86_400,
             event_retention: 100_000,
             dead_connection_timeout_ms: 15_000,
+            cluster_nodes: Vec::new(),
         }
     }
 

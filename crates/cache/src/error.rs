@@ -9,6 +9,11 @@ pub enum CacheError {
     /// loading its data, or the pool is exhausted. Worth retrying later.
     #[error("redis unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The Redis Cluster answers but does not say `cluster_state:ok`: some
+    /// slots have no reachable master (a failover under way, or too many
+    /// nodes lost). Worth retrying later.
+    #[error("redis cluster state is not ok")]
+    ClusterDown,
     /// The Redis URL could not be parsed.
     #[error("invalid redis url")]
     InvalidUrl(#[source] RedisError),
@@ -29,7 +34,7 @@ impl CacheError {
     /// Whether the failure is Redis being unreachable rather than something
     /// about the request or the data.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, CacheError::Unavailable(_))
+        matches!(self, CacheError::Unavailable(_) | CacheError::ClusterDown)
     }
 
     /// `error`, from a command on `key`, classified like any other, except

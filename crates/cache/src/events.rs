@@ -18,8 +18,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::connection::Conn;
 use bytes::Bytes;
-use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, Value};
 use txwatch_domain::UserId;
 
@@ -269,7 +269,7 @@ impl EventLog {
         // A clone shares the connection but has its own response timeout,
         // which must outlast the block. The pooled handle stays held, so no
         // one else sends commands that would queue behind the wait.
-        let mut connection = MultiplexedConnection::clone(held.connection());
+        let mut connection = Conn::clone(held.connection());
         connection.set_response_timeout(response_timeout);
         let reply = xread.query_async::<Value>(&mut connection).await;
         drop(connection);

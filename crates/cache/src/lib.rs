@@ -23,6 +23,7 @@
 //! callers hand it a [`CacheConfig`].
 
 mod config;
+mod connection;
 mod error;
 mod events;
 mod expiry;
@@ -39,5 +40,5 @@ pub use config::CacheConfig;
 pub use error::CacheError;
 pub use events::{Event, EventId, EventIdError, EventLog, FeedId, FeedIdError, NewEvent};
 pub use keys::Keys;
-pub use pool::{RedisPool, connect, ping};
+pub use pool::{RedisConnection, RedisPool, connect, ping};
 pub use window::{Step, StepRequest, WindowStore};

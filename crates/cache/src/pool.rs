@@ -1,22 +1,163 @@
-//! The connection pool, its health check, and how connections that stop
-//! answering are kept out of it.
+//! The connection pool (of one Redis, or of a Redis Cluster), its health
+//! check, and how connections that stop answering are kept out of it.
 
 use std::time::Duration;
 
+use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::io::tcp::TcpSettings;
 use deadpool_redis::redis::io::tcp::socket2::TcpKeepalive;
-use deadpool_redis::redis::{self, AsyncConnectionConfig, IntoConnectionInfo, RedisResult};
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture,
+    RedisResult, Value,
+};
+use deadpool_redis::{Connection, Manager, Pool, Runtime, Status, cluster};
 
 use crate::config::CacheConfig;
+use crate::connection::Conn;
 use crate::error::CacheError;
 
 /// Keepalive probes sent to a silent idle peer before its connection is
 /// given up.
 const KEEPALIVE_PROBES: u32 = 3;
 
-/// A pool of multiplexed Redis connections; cheap to clone.
-pub type RedisPool = Pool;
+/// A pool of multiplexed connections to one Redis or to a Redis Cluster
+/// (see [`CacheConfig::cluster_nodes`]); cheap to clone. The rest of the
+/// crate uses either the same way.
+#[derive(Clone)]
+pub struct RedisPool {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Single(Pool),
+    Cluster(cluster::Pool),
+}
+
+impl RedisPool {
+    /// How many connections the pool holds, and how many are in use.
+    pub fn status(&self) -> Status {
+        match &self.backend {
+            Backend::Single(pool) => pool.status(),
+            Backend::Cluster(pool) => pool.status(),
+        }
+    }
+
+    /// Closes the pool: its idle connections go, and no new ones are handed out.
+    pub fn close(&self) {
+        match &self.backend {
+            Backend::Single(pool) => pool.close(),
+            Backend::Cluster(pool) => pool.close(),
+        }
+    }
+
+    /// Whether this is a pool of Redis Cluster connections.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
+    /// A pooled connection, for commands of the caller's own (tests,
+    /// tools); it goes back to the pool when dropped.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when no connection can be had in time.
+    pub async fn get(&self) -> Result<RedisConnection, CacheError> {
+        let pooled = match &self.backend {
+            Backend::Single(pool) => Pooled::Single(pool.get().await?),
+            Backend::Cluster(pool) => {
+                Pooled::Cluster(pool.get().await.map_err(cluster_pool_error)?)
+            }
+        };
+        Ok(RedisConnection {
+            handle: pooled.handle(),
+            pooled: Some(pooled),
+        })
+    }
+}
+
+impl std::fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPool")
+            .field("cluster", &self.is_cluster())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+/// A connection on loan from a [`RedisPool`], to one Redis or to a
+/// cluster; commands and pipelines go through it as through any Redis
+/// connection ([`ConnectionLike`]). Back to the pool when dropped.
+pub struct RedisConnection {
+    handle: Conn,
+    /// `None` once taken out of the pool.
+    pooled: Option<Pooled>,
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.handle.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.handle.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.handle.get_db()
+    }
+}
+
+impl RedisConnection {
+    /// Takes the connection out of the pool for good.
+    pub(crate) fn take(mut self) -> Conn {
+        if let Some(pooled) = self.pooled.take() {
+            drop(pooled.take());
+        }
+        self.handle.clone()
+    }
+}
+
+/// A connection on loan from a [`RedisPool`].
+enum Pooled {
+    Single(Connection),
+    Cluster(cluster::Connection),
+}
+
+impl Pooled {
+    /// A handle sharing the pooled connection.
+    fn handle(&self) -> Conn {
+        match self {
+            Pooled::Single(connection) => Conn::Single((**connection).clone()),
+            Pooled::Cluster(connection) => Conn::Cluster {
+                connection: (**connection).clone(),
+                timeout: RESPONSE_TIMEOUT,
+            },
+        }
+    }
+
+    /// Takes the connection out of the pool for good.
+    fn take(self) -> Conn {
+        match self {
+            Pooled::Single(connection) => Conn::Single(Connection::take(connection)),
+            Pooled::Cluster(connection) => Conn::Cluster {
+                connection: cluster::Connection::take(connection),
+                timeout: RESPONSE_TIMEOUT,
+            },
+        }
+    }
+}
+
+fn cluster_pool_error(error: cluster::PoolError) -> CacheError {
+    match error {
+        cluster::PoolError::Backend(backend) => CacheError::from(backend),
+        other => CacheError::Unavailable(Box::new(other)),
+    }
+}
 
 /// How long any one command (or pipeline) may wait for its reply. Set here
 /// rather than left to the Redis client's default (500 ms), because
@@ -39,21 +180,38 @@ pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// peer within `dead_connection_timeout_ms` (TCP user timeout and
 /// keepalive).
 ///
+/// With [`CacheConfig::cluster_nodes`] set, the pool's connections are
+/// Redis Cluster connections (each one reaches every master it needs), and
+/// a cluster request (retries after a failover included) is bounded by the
+/// same 2 s.
+///
 /// # Errors
-/// [`CacheError::InvalidUrl`] when the URL cannot be parsed.
+/// [`CacheError::InvalidUrl`] when a URL cannot be parsed.
 pub fn connect(config: &CacheConfig) -> Result<RedisPool, CacheError> {
     let timeout = Duration::from_millis(config.connect_timeout_ms);
+    if !config.cluster_nodes.is_empty() {
+        let nodes = config
+            .cluster_nodes
+            .iter()
+            .map(|url| connection_info(url, config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let manager = cluster::Manager::new(nodes, false).map_err(CacheError::InvalidUrl)?;
+        let pool = cluster::Pool::builder(manager)
+            .max_size(config.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .expect("a runtime is set, the only thing building a pool can lack");
+        return Ok(RedisPool {
+            backend: Backend::Cluster(pool),
+        });
+    }
     let connection = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    let mut info = config
-        .url
-        .as_str()
-        .into_connection_info()
-        .map_err(CacheError::InvalidUrl)?;
-    if let Some(tcp) = silent_peer(config.dead_connection_timeout_ms, info.tcp_settings()) {
-        info = info.set_tcp_settings(tcp);
-    }
+    let info = connection_info(&config.url, config)?;
     let manager = Manager::new_with_config(info, connection).map_err(CacheError::InvalidUrl)?;
     let pool = Pool::builder(manager)
         .max_size(config.max_connections.max(1))
@@ -63,16 +221,41 @@ pub fn connect(config: &CacheConfig) -> Result<RedisPool, CacheError> {
         .recycle_timeout(Some(timeout))
         .build()
         .expect("a runtime is set, the only thing building a pool can lack");
-    Ok(pool)
+    Ok(RedisPool {
+        backend: Backend::Single(pool),
+    })
 }
 
-/// Checks that Redis answers, for readiness probes.
+/// `url` parsed, its sockets set to give up on a silent peer.
+fn connection_info(url: &str, config: &CacheConfig) -> Result<ConnectionInfo, CacheError> {
+    let mut info = url.into_connection_info().map_err(CacheError::InvalidUrl)?;
+    if let Some(tcp) = silent_peer(config.dead_connection_timeout_ms, info.tcp_settings()) {
+        info = info.set_tcp_settings(tcp);
+    }
+    Ok(info)
+}
+
+/// Checks that Redis answers, for readiness probes. On a cluster, the node
+/// asked must also say `cluster_state:ok` (every slot served by a
+/// reachable master); otherwise the cluster counts as unavailable.
 ///
 /// # Errors
-/// [`CacheError::Unavailable`] when no connection can be had or Redis does not
-/// answer in time; [`CacheError::Command`] for an unexpected reply.
+/// [`CacheError::Unavailable`] when no connection can be had or Redis does
+/// not answer in time, [`CacheError::ClusterDown`] when the cluster is not
+/// ok, [`CacheError::Command`] for an unexpected reply.
 pub async fn ping(pool: &RedisPool) -> Result<(), CacheError> {
     let mut held = Held::get(pool).await?;
+    if pool.is_cluster() {
+        let reply = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async::<String>(held.connection())
+            .await;
+        let info = held.settle(reply)?;
+        if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
+            return Err(CacheError::ClusterDown);
+        }
+        return Ok(());
+    }
     let reply = redis::cmd("PING")
         .query_async::<()>(held.connection())
         .await;
@@ -107,24 +290,24 @@ fn silent_peer(ms: u64, current: &TcpSettings) -> Option<TcpSettings> {
 /// closed: handed to the next caller, a connection that stopped answering
 /// would cost it the whole response timeout again, and a blocking read may
 /// still hold it.
-pub(crate) struct Held(Option<Connection>);
+pub(crate) struct Held(RedisConnection);
 
 impl Held {
     /// A connection from `pool`.
     pub(crate) async fn get(pool: &RedisPool) -> Result<Held, CacheError> {
-        Ok(Held(Some(pool.get().await?)))
+        Ok(Held(pool.get().await?))
     }
 
-    pub(crate) fn connection(&mut self) -> &mut Connection {
-        self.0
-            .as_mut()
-            .expect("the connection is only taken by `give_back`, which consumes the holder")
+    /// The held connection. Its response timeout may be changed: it is
+    /// this handle's own.
+    pub(crate) fn connection(&mut self) -> &mut Conn {
+        &mut self.0.handle
     }
 
     /// Gives the connection back to the pool.
     pub(crate) fn give_back(mut self) {
         // Dropping the pooled handle returns it to the pool.
-        self.0.take();
+        self.0.pooled.take();
     }
 
     /// Gives the connection back if `result` came from Redis (a reply, or
@@ -144,9 +327,9 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(connection) = self.0.take() {
+        if let Some(connection) = self.0.pooled.take() {
             // Out of the pool, the last handle goes, and with it the socket.
-            drop(Connection::take(connection));
+            drop(connection.take());
         }
     }
 }
@@ -164,6 +347,7 @@ mod tests {
             window_idle_ttl_secs: 60,
             event_retention: 100,
             dead_connection_timeout_ms: 15_000,
+            cluster_nodes: Vec::new(),
         }
     }
 

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
+use crate::connection::Conn;
 
 use crate::error::CacheError;
 use crate::pool::RedisPool;
@@ -21,7 +21,7 @@ use crate::pool::RedisPool;
 #[derive(Clone)]
 pub(crate) struct Shared {
     pool: RedisPool,
-    current: Arc<Mutex<Option<MultiplexedConnection>>>,
+    current: Arc<Mutex<Option<Conn>>>,
 }
 
 impl Shared {
@@ -34,11 +34,11 @@ impl Shared {
 
     /// The shared connection, opened (through the pool, with its timeouts)
     /// if there is none.
-    pub(crate) async fn get(&self) -> Result<MultiplexedConnection, CacheError> {
+    pub(crate) async fn get(&self) -> Result<Conn, CacheError> {
         if let Some(connection) = self.slot().clone() {
             return Ok(connection);
         }
-        let connection = deadpool_redis::Connection::take(self.pool.get().await?);
+        let connection = self.pool.get().await?.take();
         *self.slot() = Some(connection.clone());
         Ok(connection)
     }
@@ -50,7 +50,7 @@ impl Shared {
     /// Redis may have run the commands.
     pub(crate) async fn run<T, F, Fut>(&self, work: F) -> Result<T, CacheError>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = Result<T, CacheError>>,
     {
         let reused = self.slot().is_some();
@@ -72,7 +72,7 @@ impl Shared {
         result
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
         // An `Option` swap cannot be left half-done by a panic.
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }

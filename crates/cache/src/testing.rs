@@ -1,6 +1,10 @@
 //! Isolated Redis key spaces for tests: each test gets its own `test:<uuid>:`
 //! key prefix on the shared Redis, and its keys are unlinked when it goes out
 //! of scope. Nothing else is touched: never `FLUSHDB` or `FLUSHALL`.
+//!
+//! With `TEST_REDIS_CLUSTER_NODES` set (comma-separated node URLs, as
+//! `scripts/redis-cluster.sh up` prints them), the same tests run on that
+//! Redis Cluster instead, and fail if it cannot be reached.
 
 use std::time::Duration;
 
@@ -18,6 +22,21 @@ pub fn server_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// The Redis Cluster nodes tests use: `TEST_REDIS_CLUSTER_NODES`
+/// (comma-separated URLs), or none (the single Redis of [`server_url`]).
+pub fn cluster_nodes() -> Vec<String> {
+    std::env::var("TEST_REDIS_CLUSTER_NODES")
+        .map(|nodes| {
+            nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|node| !node.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A key prefix of a test's own on the test Redis, with a pool; every key
 /// under the prefix is unlinked on drop.
 pub struct TestRedis {
@@ -33,6 +52,16 @@ impl TestRedis {
     /// When Redis cannot be reached: a test cannot run without it, and the
     /// message says how to start it.
     pub async fn create() -> TestRedis {
+        TestRedis::create_on(cluster_nodes()).await
+    }
+
+    /// Like [`create`](Self::create), on the Redis Cluster of
+    /// `cluster_nodes` (none: the single test Redis), whatever the
+    /// environment says.
+    ///
+    /// # Panics
+    /// When that Redis or cluster cannot be reached.
+    pub async fn create_on(cluster_nodes: Vec<String>) -> TestRedis {
         let config = CacheConfig {
             url: server_url(),
             key_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
@@ -41,9 +70,17 @@ impl TestRedis {
             window_idle_ttl_secs: 3_600,
             event_retention: 10_000,
             dead_connection_timeout_ms: 15_000,
+            cluster_nodes,
         };
         let pool = connect(&config).expect("build the test pool");
         if let Err(error) = crate::ping(&pool).await {
+            if !config.cluster_nodes.is_empty() {
+                panic!(
+                    "cannot reach the Redis Cluster at {:?} ({error}). Start one: \
+                     `scripts/redis-cluster.sh up`, and set TEST_REDIS_CLUSTER_NODES to its nodes",
+                    config.cluster_nodes
+                );
+            }
             panic!(
                 "cannot reach Redis at {} ({error}). Start it: \
                  `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no`, \
@@ -76,14 +113,14 @@ impl TestRedis {
     /// # Errors
     /// The Redis error when the keys cannot be scanned or removed.
     pub async fn lose_everything(&self) -> Result<(), redis::RedisError> {
-        unlink_matching(&self.config.url, &self.keys.pattern()).await
+        unlink_matching(&self.config, &self.keys.pattern()).await
     }
 }
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
         self.pool.close();
-        let url = self.config.url.clone();
+        let config = self.config.clone();
         let pattern = self.keys.pattern();
         // Drop runs outside async code, and the pool's connections belong to
         // the test's runtime, which is blocked here: a small runtime on its
@@ -94,7 +131,7 @@ impl Drop for TestRedis {
                 .build()?;
             // The timeout needs the runtime's timer, so it is made inside.
             runtime.block_on(async move {
-                tokio::time::timeout(CLEANUP_TIMEOUT, unlink_matching(&url, &pattern)).await
+                tokio::time::timeout(CLEANUP_TIMEOUT, unlink_matching(&config, &pattern)).await
             })??;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         });
@@ -106,10 +143,35 @@ impl Drop for TestRedis {
     }
 }
 
-/// Unlinks every key matching `pattern`, one `SCAN` batch at a time.
-async fn unlink_matching(url: &str, pattern: &str) -> Result<(), redis::RedisError> {
-    let client = redis::Client::open(url)?;
-    let mut connection = client.get_multiplexed_async_connection().await?;
+/// Unlinks every key matching `pattern`, one `SCAN` batch at a time; on a
+/// cluster, the keys every node lists, each unlinked on its master.
+async fn unlink_matching(config: &CacheConfig, pattern: &str) -> Result<(), redis::RedisError> {
+    if config.cluster_nodes.is_empty() {
+        let client = redis::Client::open(config.url.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        return scan_unlink(&mut connection, pattern, None).await;
+    }
+    let pool = connect(config).map_err(cache_error)?;
+    let mut cluster = pool.get().await.map_err(cache_error)?;
+    for node in &config.cluster_nodes {
+        let client = redis::Client::open(node.as_str())?;
+        // A node that is down (a test killed it) has a replica that took
+        // over its keys, and is scanned there.
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        scan_unlink(&mut connection, pattern, Some(&mut cluster)).await?;
+    }
+    Ok(())
+}
+
+/// Scans `connection` for keys matching `pattern` and unlinks them there,
+/// or through `cluster`.
+async fn scan_unlink(
+    connection: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+    mut cluster: Option<&mut crate::RedisConnection>,
+) -> Result<(), redis::RedisError> {
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -118,17 +180,37 @@ async fn unlink_matching(url: &str, pattern: &str) -> Result<(), redis::RedisErr
             .arg(pattern)
             .arg("COUNT")
             .arg(1_000)
-            .query_async(&mut connection)
+            .query_async(connection)
             .await?;
         if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(keys)
-                .query_async::<()>(&mut connection)
-                .await?;
+            match cluster.as_deref_mut() {
+                // One UNLINK per key: the keys live in many slots.
+                Some(cluster) => {
+                    let mut pipe = redis::Pipeline::with_capacity(keys.len());
+                    for key in keys {
+                        pipe.cmd("UNLINK").arg(key).ignore();
+                    }
+                    pipe.query_async::<()>(cluster).await?;
+                }
+                None => {
+                    redis::cmd("UNLINK")
+                        .arg(keys)
+                        .query_async::<()>(connection)
+                        .await?;
+                }
+            }
         }
         if next == 0 {
             return Ok(());
         }
         cursor = next;
     }
+}
+
+fn cache_error(error: crate::CacheError) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "the test cluster cannot be reached",
+        error.to_string(),
+    ))
 }

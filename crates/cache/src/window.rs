@@ -57,7 +57,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
+use crate::connection::Conn;
 use deadpool_redis::redis::{self, Script, Value};
 use time::OffsetDateTime;
 use txwatch_domain::{Amount, Origin, TransactionId, UserId, WindowEntry};
@@ -441,7 +441,7 @@ impl WindowStore {
     /// Every round, in order.
     async fn step_rounds(
         &self,
-        connection: &mut MultiplexedConnection,
+        connection: &mut Conn,
         requests: &[StepRequest<'_>],
         rounds: &[usize],
         last_round: usize,
@@ -477,7 +477,7 @@ impl WindowStore {
     /// carries history).
     async fn step_round(
         &self,
-        connection: &mut MultiplexedConnection,
+        connection: &mut Conn,
         requests: &[StepRequest<'_>],
     ) -> Result<Vec<Step>, CacheError> {
         let rebuilds: Vec<(String, Vec<u8>)> = {

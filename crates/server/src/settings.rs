@@ -231,6 +231,7 @@ impl Settings {
                     .with_list_parse_key("http.trusted_proxies")
                     .with_list_parse_key("http.allowed_hosts")
                     .with_list_parse_key("database.read_urls")
+                    .with_list_parse_key("redis.cluster_nodes")
                     .try_parsing(true)
                     .source(Some(environment)),
             )
@@ -246,6 +247,11 @@ impl Settings {
             .database
             .read_urls
             .retain(|url| !url.trim().is_empty());
+        // `APP_REDIS__CLUSTER_NODES=` (empty) means no cluster.
+        settings
+            .redis
+            .cluster_nodes
+            .retain(|node| !node.trim().is_empty());
         settings.validate()?;
         Ok(settings)
     }
@@ -418,6 +424,28 @@ mod tests {
             !format!("{settings:?}").contains("pw@"),
             "password leaked into Debug"
         );
+    }
+
+    #[test]
+    fn cluster_nodes_are_a_comma_separated_list_and_empty_means_none() {
+        assert!(load(&[]).expect("valid").redis.cluster_nodes.is_empty());
+        assert!(
+            load(&[("APP_REDIS__CLUSTER_NODES", "")])
+                .expect("valid")
+                .redis
+                .cluster_nodes
+                .is_empty()
+        );
+        let settings = load(&[(
+            "APP_REDIS__CLUSTER_NODES",
+            "redis://10.0.0.1:7000,redis://:pw@10.0.0.2:7000",
+        )])
+        .expect("valid");
+        assert_eq!(
+            settings.redis.cluster_nodes,
+            ["redis://10.0.0.1:7000", "redis://:pw@10.0.0.2:7000"]
+        );
+        assert!(!format!("{settings:?}").contains(":pw@"), "password leaked");
     }
 
     #[test]

@@ -21,6 +21,7 @@ async fn an_unreachable_redis_is_reported_as_unavailable() {
         window_idle_ttl_secs: 60,
         event_retention: 100,
         dead_connection_timeout_ms: 15_000,
+        cluster_nodes: Vec::new(),
     };
     // Building the pool must not need Redis, so the server can start first.
     let pool = connect(&config).expect("the pool is built without connecting");

@@ -8,9 +8,30 @@ use txwatch_domain::Origin;
 use crate::{entry, new_user, within};
 
 /// How many keys exist under `pattern`, counted with `SCAN` as the cleanup
-/// finds them.
+/// finds them (on a cluster, on every master).
 async fn count_matching(pool: &RedisPool, pattern: &str) -> usize {
-    let mut connection = within(pool.get()).await.expect("connection");
+    let nodes = txwatch_cache::testing::cluster_nodes();
+    if nodes.is_empty() {
+        let mut connection = within(pool.get()).await.expect("connection");
+        return count_on(&mut connection, pattern).await;
+    }
+    let mut count = 0;
+    for node in nodes {
+        let client = redis::Client::open(node.as_str()).expect("node url");
+        let mut connection = within(client.get_multiplexed_async_connection())
+            .await
+            .expect("node connection");
+        let role: Vec<redis::Value> = within(redis::cmd("ROLE").query_async(&mut connection))
+            .await
+            .expect("role");
+        if matches!(role.first(), Some(redis::Value::BulkString(name)) if name == b"master") {
+            count += count_on(&mut connection, pattern).await;
+        }
+    }
+    count
+}
+
+async fn count_on(connection: &mut impl redis::aio::ConnectionLike, pattern: &str) -> usize {
     let mut cursor: u64 = 0;
     let mut count = 0;
     loop {
@@ -21,7 +42,7 @@ async fn count_matching(pool: &RedisPool, pattern: &str) -> usize {
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(1_000)
-                .query_async(&mut connection),
+                .query_async(connection),
         )
         .await
         .expect("scan");

@@ -110,7 +110,9 @@ pub(crate) async fn ready(state: Data<AppState>) -> Result<HttpResponse, ApiErro
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
                 tracing::warn!(error = %error_chain(&error), "readiness: redis is not usable");
-                Err(if error.is_unavailable() {
+                Err(if matches!(error, txwatch_cache::CacheError::ClusterDown) {
+                    "a cluster that is not ok (slots without a reachable master)"
+                } else if error.is_unavailable() {
                     UNREACHABLE
                 } else {
                     "answering unexpectedly"

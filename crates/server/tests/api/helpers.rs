@@ -48,8 +48,17 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestAp
 /// Like [`spawn_app_with`], on a database the test prepared (for example
 /// one not migrated yet).
 pub(crate) async fn spawn_app_on(db: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on_redis(db, TestRedis::create().await, adjust).await
+}
+
+/// Like [`spawn_app_on`], with a Redis key prefix the test prepared (for
+/// example on a cluster of its own).
+pub(crate) async fn spawn_app_on_redis(
+    db: TestDatabase,
+    redis: TestRedis,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_test_logging();
-    let redis = TestRedis::create().await;
     let mut settings = Settings::load_from(Default::default()).expect("default settings");
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;

@@ -7,6 +7,7 @@ mod dashboard;
 mod deadlines;
 mod docs;
 mod errors;
+mod failover;
 mod helpers;
 mod history;
 mod ingest;

@@ -37,6 +37,11 @@ impl ServerProcess {
             .env_clear()
             .env("DATABASE_URL", &db.config().url)
             .env("REDIS_URL", &redis.config().url)
+            // the same cluster as the test's, when the tests run on one
+            .env(
+                "APP_REDIS__CLUSTER_NODES",
+                redis.config().cluster_nodes.join(","),
+            )
             .env("APP_REDIS__KEY_PREFIX", &redis.config().key_prefix)
             .env("PORT", "0")
             .env("APP_SERVER__HOST", "127.0.0.1")
