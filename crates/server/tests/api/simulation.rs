@@ -255,9 +255,11 @@ async fn each_connection_drives_its_own_feed_and_receives_only_that() {
     settled_count(&app, &user, Duration::from_millis(500)).await;
     let stored = stored_ids(&app, &user, true).await;
     assert!(set_a.is_subset(&stored) && set_b.is_subset(&stored));
-    // Both feeds stored everything they sent, and little more (each may
-    // have made one or two after its client left).
-    assert!(stored.len() <= set_a.len() + set_b.len() + 4);
+    // Both feeds stored everything they sent, and little more: a feed stops
+    // once the server notices its client left, which takes up to a second
+    // (sse/hangup.rs), so each may make up to six more at one per 200 ms.
+    let extra = stored.len() - set_a.len() - set_b.len();
+    assert!(extra <= 12, "{extra} made after the clients left");
 }
 
 #[tokio::test]
