@@ -100,7 +100,7 @@ docs-check: services
 check: fmt-check lint deps compose-check docs-check test
 
 # All benchmarks.
-bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-ingest-instructions bench-sse bench-dashboard
+bench: bench-seed bench-query bench-detectors bench-score bench-ingest bench-ingest-instructions bench-sse bench-dashboard bench-scale
 
 # Ingest: batch transactions/s and single-post latency, 10,000 users (needs wrk).
 bench-ingest: services
@@ -113,6 +113,10 @@ bench-ingest-instructions: services
 # SSE: 10,000 connections while 2,000 transactions/s flow; latency, delivery, memory.
 bench-sse: services
     bench/sse.sh
+
+# Scale-out: 1, 2 and 3 servers over a Redis Cluster and a Postgres primary + standby started here; rates and the cost per transaction in each component (needs wrk).
+bench-scale:
+    bench/scale.sh
 
 # Dashboard in headless Chromium while 50 transactions/s arrive: rows shown, frames, long tasks, clicks (needs chromium, chromium-driver).
 bench-dashboard: services
