@@ -364,6 +364,11 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> std::io
                 })
                 .h1(map_config(app, |_| AppConfig::default()));
             fn_service(|socket: TcpStream| async move {
+                // Answers go out as soon as they are written: with Nagle's
+                // algorithm on, the last segment of a page waited for the
+                // client's delayed ACK (tens of ms at p99), and so did
+                // small SSE events.
+                let _ = socket.set_nodelay(true);
                 let peer = socket.peer_addr().ok();
                 Ok::<_, DispatchError>((HeadErrorsAsJson::new(socket), peer))
             })
