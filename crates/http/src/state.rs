@@ -88,7 +88,11 @@ impl AppState {
     ) -> Result<AppState, InvalidProxy> {
         let api_key_digest = (!config.api_key.trim().is_empty())
             .then(|| Arc::from(&Sha256::digest(config.api_key.trim().as_bytes())[..]));
-        let hub = EventHub::new(config.stream_buffer, pipeline.metrics().clone());
+        let hub = EventHub::new(
+            config.stream_buffer,
+            pipeline.events().shards(),
+            pipeline.metrics().clone(),
+        );
         Ok(AppState {
             transactions,
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),

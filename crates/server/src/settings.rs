@@ -272,6 +272,21 @@ impl Settings {
                 reason: "must be at least 100",
             });
         }
+        if !(1..=64).contains(&self.redis.event_shards) {
+            return Err(SettingsError::Invalid {
+                key: "redis.event_shards",
+                reason: "must be between 1 and 64",
+            });
+        }
+        if !self.redis.cluster_nodes.is_empty()
+            && self.redis.max_connections < self.redis.event_shards + 4
+        {
+            // On a cluster the relay holds one connection per shard it reads.
+            return Err(SettingsError::Invalid {
+                key: "redis.max_connections",
+                reason: "on a Redis Cluster must be at least redis.event_shards + 4",
+            });
+        }
         if self.redis.window_idle_ttl_secs == 0 {
             return Err(SettingsError::Invalid {
                 key: "redis.window_idle_ttl_secs",
