@@ -5,8 +5,9 @@
 //! says how far it got in each: base64url (no padding) of a version byte
 //! (`1`), the shard count `S` (varint), the largest millisecond `base`
 //! among the known positions (varint), then per shard a varint that is `0`
-//! for "not known" (the stream started while Redis could not say) or
-//! `base - ms + 1`, followed, when known, by the varint `seq`. Positions of
+//! for "not known" (the stream started while Redis could not say), `1` for
+//! `0-0` (before every event: the shard was empty), or `base - ms + 2`
+//! followed by the varint `seq`. Positions of
 //! one moment are close in time, so with 8 shards an id is about 40
 //! characters. Depends on nothing but the event id type.
 
@@ -32,8 +33,10 @@ pub(crate) fn encode(positions: &[Option<EventId>]) -> String {
     for position in positions {
         match position {
             None => varint(&mut bytes, 0),
+            Some(EventId::ZERO) => varint(&mut bytes, 1),
             Some(id) => {
-                varint(&mut bytes, base - id.ms + 1);
+                // Redis stamps ids with its clock: never near `u64::MAX`.
+                varint(&mut bytes, (base - id.ms).saturating_add(2));
                 varint(&mut bytes, id.seq);
             }
         }
@@ -59,11 +62,18 @@ pub(crate) fn decode(text: &str) -> Option<Vec<Option<EventId>>> {
     let mut positions = Vec::with_capacity(shards);
     for _ in 0..shards {
         let delta = read_varint(&mut rest)?;
-        if delta == 0 {
-            positions.push(None);
-            continue;
+        match delta {
+            0 => {
+                positions.push(None);
+                continue;
+            }
+            1 => {
+                positions.push(Some(EventId::ZERO));
+                continue;
+            }
+            _ => {}
         }
-        let ms = base.checked_sub(delta - 1)?;
+        let ms = base.checked_sub(delta - 2)?;
         let seq = read_varint(&mut rest)?;
         positions.push(Some(EventId { ms, seq }));
     }
@@ -111,7 +121,7 @@ mod tests {
             id(1_765_000_000_001, 17),
             id(1_765_000_000_400, 0),
             id(1_765_000_000_455, 1),
-            id(u64::MAX, u64::MAX),
+            id(1_765_000_000_000, u64::MAX),
         ];
         let text = encode(&positions);
         assert_eq!(decode(&text), Some(positions));
@@ -131,7 +141,7 @@ mod tests {
             "AQ",
             &URL_SAFE_NO_PAD.encode([2, 1, 0, 0]),
             &URL_SAFE_NO_PAD.encode([1, 0, 0]),
-            &URL_SAFE_NO_PAD.encode([1, 1, 5, 1, 0, 9]),
+            &URL_SAFE_NO_PAD.encode([1, 1, 5, 2, 0, 9]),
             &URL_SAFE_NO_PAD.encode([1, 1, 5, 9, 0]),
         ] {
             assert_eq!(decode(text), None, "{text:?}");
