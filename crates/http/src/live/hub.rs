@@ -497,3 +497,90 @@ async fn relay_shards(hub: EventHub, log: EventLog, shards: Vec<usize>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn id(ms: u64) -> Option<EventId> {
+        Some(EventId { ms, seq: 0 })
+    }
+
+    fn hub() -> EventHub {
+        EventHub::new(16, 8, Metrics::new())
+    }
+
+    #[test]
+    fn the_relay_reads_only_the_shards_subscribers_need_and_none_when_idle() {
+        let hub = hub();
+        let mut positions = vec![None; 8];
+        let all_shards: Vec<usize> = (0..8).collect();
+        assert!(hub.plan(&all_shards, &mut positions).is_empty());
+
+        let user = UserId(Uuid::from_u128(42));
+        let shard = shard_of(user, 8);
+        let subscription = hub.subscribe_user(user);
+        // Registered but no position reported yet: nothing to read from.
+        assert!(hub.plan(&all_shards, &mut positions).is_empty());
+        assert!(
+            subscription
+                .registered()
+                .started(&[(shard, id(10))])
+                .is_empty()
+        );
+        assert_eq!(hub.plan(&all_shards, &mut positions), [(shard, id(10))]);
+
+        let all = hub.subscribe_all();
+        let offers: Vec<_> = (0..8).map(|shard| (shard, id(20))).collect();
+        // Its position in the shard read already lies after the relay's start.
+        assert!(all.registered().started(&offers).is_empty());
+        let plan = hub.plan(&all_shards, &mut positions);
+        assert_eq!(plan.len(), 8);
+        assert_eq!(plan[shard], (shard, id(10)));
+
+        drop(all);
+        assert_eq!(hub.plan(&all_shards, &mut positions), [(shard, id(10))]);
+        drop(subscription);
+        assert!(hub.plan(&all_shards, &mut positions).is_empty());
+        assert!(positions.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_subscriber_behind_the_relay_s_start_is_told_to_catch_up() {
+        let hub = hub();
+        let mut positions = vec![None; 8];
+        let user = UserId(Uuid::from_u128(7));
+        let shard = shard_of(user, 8);
+        let first = hub.subscribe_user(user);
+        let second = hub.subscribe_user(user);
+        assert!(first.registered().started(&[(shard, id(50))]).is_empty());
+        assert_eq!(hub.plan(&[shard], &mut positions), [(shard, id(50))]);
+        // It read its position before the first one did, and reports after
+        // the relay started: it must read 40..50 itself.
+        assert_eq!(second.registered().started(&[(shard, id(40))]), [shard]);
+        assert!(second.registered().started(&[(shard, id(60))]).is_empty());
+    }
+
+    #[test]
+    fn subscribers_without_a_position_let_the_relay_start_at_the_end() {
+        let hub = hub();
+        let mut positions = vec![None; 8];
+        let user = UserId(Uuid::from_u128(9));
+        let shard = shard_of(user, 8);
+        let subscription = hub.subscribe_user(user);
+        assert!(
+            subscription
+                .registered()
+                .started(&[(shard, None)])
+                .is_empty()
+        );
+        assert_eq!(hub.plan(&[shard], &mut positions), [(shard, None)]);
+        hub.start_at_end(shard, EventId { ms: 5, seq: 1 }, &mut positions[shard]);
+        assert_eq!(
+            hub.plan(&[shard], &mut positions),
+            [(shard, Some(EventId { ms: 5, seq: 1 }))]
+        );
+    }
+}
