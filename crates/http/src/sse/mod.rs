@@ -433,26 +433,45 @@ async fn start_user(
 ) -> Result<Start, ApiError> {
     let mut start =
         start_position(log, &[shard], resume.map(|id| vec![Some(id)]).as_deref()).await?;
-    if let Some(id) = resume
-        && start.resumed()
-        && id != EventId::ZERO
-        && start.notice.is_none()
-    {
-        let first = log.first_id(shard).await.ok().flatten();
-        // Older than everything kept: `events_expired` tells it.
-        if first.is_some_and(|first| id >= first)
-            && matches!(log.contains(shard, id).await, Ok(false))
-        {
-            start.notice = Some(Notice {
-                code: "events_lost",
-                message: format!(
-                    "event {id} is not in this user's event shard (the shard count changed, \
-                     or the stream lost it); events since then may be missing; continuing after it"
-                ),
-            });
-        }
+    if start.notice.is_none() {
+        start.notice = missing_entries(log, &start).await;
     }
     Ok(start)
+}
+
+/// An `events_lost` notice when a resumed position is not an entry of its
+/// shard although the shard keeps events from before it: the shard count
+/// changed (a user's events moved to another shard), or Redis lost entries
+/// (a failover). Events after it may then be missing; the stream goes on
+/// after it. An id older than everything kept is `events_expired`'s case;
+/// when Redis cannot say, nothing is claimed.
+async fn missing_entries(log: &EventLog, start: &Start) -> Option<Notice> {
+    let checks = start
+        .shards
+        .iter()
+        .filter(|shard| shard.replay)
+        .filter_map(|shard| Some((shard.shard, shard.position?)))
+        .filter(|(_, id)| *id != EventId::ZERO)
+        .map(|(shard, id)| async move {
+            let first = log.first_id(shard).await.ok().flatten()?;
+            // Older than everything kept: `events_expired` tells it.
+            (id >= first && matches!(log.contains(shard, id).await, Ok(false))).then_some(id)
+        });
+    let missing: Vec<String> = futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .map(|id| id.to_string())
+        .collect();
+    (!missing.is_empty()).then(|| Notice {
+        code: "events_lost",
+        message: format!(
+            "the event log holds no event {} where this stream's id says (the number of \
+             event shards changed, or Redis lost events); events since then may be missing; \
+             continuing after it",
+            missing.join(", ")
+        ),
+    })
 }
 
 /// [`start_position`] of the all-users stream (every shard).
@@ -488,6 +507,9 @@ async fn start_all(log: &EventLog, resume: Option<AllResume>) -> Result<Start, A
         }
     };
     let mut start = start_position(log, &shards, positions.as_deref()).await?;
+    if start.notice.is_none() {
+        start.notice = missing_entries(log, &start).await;
+    }
     if let Some(reason) = reason {
         start.notice = Some(Notice {
             code: "events_lost",

@@ -304,7 +304,9 @@ async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start()
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     // (resumed after, ids received) per stream.
-    let mut sessions: Vec<(Option<String>, Vec<(String, String)>)> = Vec::new();
+    // (SSE id, transaction id) of one event received.
+    type Received = (String, String);
+    let mut sessions: Vec<(Option<String>, Vec<Received>)> = Vec::new();
     let mut last_seen: Option<String> = None;
     for session in 0..16 {
         // Every other stream resumes from the last id the previous one saw.
