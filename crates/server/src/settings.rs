@@ -442,6 +442,23 @@ mod tests {
     }
 
     #[test]
+    fn event_shards_default_to_eight_and_stay_within_bounds() {
+        assert_eq!(load(&[]).expect("valid").redis.event_shards, 8);
+        let settings = load(&[("APP_REDIS__EVENT_SHARDS", "16")]).expect("valid");
+        assert_eq!(settings.redis.event_shards, 16);
+        for shards in ["0", "65"] {
+            assert!(
+                load(&[("APP_REDIS__EVENT_SHARDS", shards)]).is_err(),
+                "{shards}"
+            );
+        }
+        // On a cluster the relay may hold one connection per shard.
+        let cluster = ("APP_REDIS__CLUSTER_NODES", "redis://10.0.0.1:7000");
+        assert!(load(&[cluster, ("APP_REDIS__MAX_CONNECTIONS", "11")]).is_err());
+        assert!(load(&[cluster, ("APP_REDIS__MAX_CONNECTIONS", "12")]).is_ok());
+    }
+
+    #[test]
     fn cluster_nodes_are_a_comma_separated_list_and_empty_means_none() {
         assert!(load(&[]).expect("valid").redis.cluster_nodes.is_empty());
         assert!(

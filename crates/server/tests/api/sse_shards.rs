@@ -81,7 +81,13 @@ const READS: [&str; 3] = ["xread", "xrevrange", "xrange"];
 async fn an_idle_process_reads_no_events_until_a_stream_opens_and_after_it_closes() {
     let redis = OwnRedis::start().await;
     let url = redis.url();
-    let app = spawn_app_with(|settings| settings.redis.url = url.clone()).await;
+    // A Redis of its own (also in the cluster run), whose command counts
+    // no other test touches.
+    let app = spawn_app_with(|settings| {
+        settings.redis.url = url.clone();
+        settings.redis.cluster_nodes = Vec::new();
+    })
+    .await;
     let users: Vec<String> = (0..40).map(|_| new_user()).collect();
     post_rounds(&app, &users, 3).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
