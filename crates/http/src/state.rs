@@ -31,7 +31,7 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Where single posted transactions wait to share a pipeline call.
     pub single: IngestQueue,
-    /// The shared event stream, read back by resuming subscribers.
+    /// The shared event log (its shards), read back by resuming subscribers.
     pub events: EventLog,
     /// This process's live subscribers.
     pub hub: EventHub,

@@ -69,7 +69,7 @@ use crate::state::AppState;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
-/// Events read from the Redis stream per catch-up read.
+/// Events read from each event shard per catch-up read.
 const REPLAY_CHUNK: usize = 200;
 /// How far past the newest event and this process's clock a `Last-Event-ID`
 /// may lie and still be taken for ours: Redis stamps ids with its own clock,
