@@ -57,7 +57,7 @@ test-cluster: services
     export TEST_REDIS_CLUSTER_NODES="$nodes"
     cargo test --locked -p txwatch-cache --test it --no-fail-fast
     cargo test --locked -p txwatch-server --test api --no-fail-fast -- \
-        ingest:: live:: simulation:: processes:: steady::
+        ingest:: live:: simulation:: processes:: steady:: sse_shards::
 
 # Start a Postgres primary + streaming standby of its own on free ports (temp folder; prints the URLs). Also stop-standby/start-standby/status/stop DIR.
 pg-cluster *ARGS:

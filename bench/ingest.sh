@@ -67,7 +67,15 @@ start_server "$work/server.log"
 server=$SERVER
 
 stored() { psql "$URL" -tAc "select count(*) from transactions"; }
-published() { redis-cli -u "$REDIS" xinfo stream "${PREFIX}events" 2>/dev/null | awk 'f{print; exit} /entries-added/{f=1}'; }
+# Events ever added, summed over the event shards (`${PREFIX}events:{0}` ...).
+published() {
+    local shard total=0 added
+    for shard in $(seq 0 $(( ${APP_REDIS__EVENT_SHARDS:-8} - 1 ))); do
+        added=$(redis-cli -u "$REDIS" xinfo stream "${PREFIX}events:{$shard}" 2>/dev/null | awk 'f{print; exit} /entries-added/{f=1}')
+        total=$(( total + ${added:-0} ))
+    done
+    echo "$total"
+}
 
 echo "warm-up: every user's window built once"
 wrk -t2 -c"$BATCH_CONNECTIONS" -d5s -s "$work/batch.lua" "http://127.0.0.1:$PORT" >/dev/null

@@ -32,6 +32,14 @@ pub struct CacheConfig {
     /// behind misses events. Defaults to 100,000.
     #[serde(default = "default_event_retention")]
     pub event_retention: usize,
+    /// How many Redis Streams the event log is split into (a user's events
+    /// always in one of them; see [`EventLog`](crate::EventLog)). Defaults
+    /// to 8: enough to spread events over the masters of a small cluster
+    /// (the default 8 shard keys hash to all three masters of a 3-master
+    /// cluster), few enough that an all-users reader's position stays short
+    /// and its reads hold few connections.
+    #[serde(default = "default_event_shards")]
+    pub event_shards: usize,
     /// How long a connection whose peer went silent (no FIN, no RST: a
     /// network partition, a failover) may live, in milliseconds:
     /// unacknowledged data is given up after this long (TCP user timeout),
@@ -58,6 +66,10 @@ fn default_event_retention() -> usize {
     100_000
 }
 
+fn default_event_shards() -> usize {
+    8
+}
+
 fn default_dead_connection_timeout_ms() -> u64 {
     15_000
 }
@@ -71,6 +83,7 @@ impl fmt::Debug for CacheConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("window_idle_ttl_secs", &self.window_idle_ttl_secs)
             .field("event_retention", &self.event_retention)
+            .field("event_shards", &self.event_shards)
             .field(
                 "dead_connection_timeout_ms",
                 &self.dead_connection_timeout_ms,
@@ -142,6 +155,7 @@ mod tests {
             connect_timeout_ms: 1,
             window_idle_ttl_secs: 86_400,
             event_retention: 100_000,
+            event_shards: 8,
             dead_connection_timeout_ms: 15_000,
             cluster_nodes: Vec::new(),
         }

@@ -1,6 +1,13 @@
-//! The live event log, one Redis Stream shared by every server process.
+//! The live event log, shared by every server process: `S` Redis Streams
+//! (shards, [`Keys::event_shard`]), a user's events always in the same one.
 //!
-//! Each transaction is one stream entry at [`Keys::events`] with one field,
+//! A user's shard is [`shard_of`]: a fixed mix of the user id's 128 bits
+//! modulo `S`, the same in every process and version, so one user's events
+//! keep their order (one stream) while the users spread over the shards,
+//! and on a Redis Cluster over the masters (each shard key is hash-tagged
+//! by its number). Each shard is trimmed to about `retention / S` entries.
+//!
+//! Each transaction is one stream entry in its user's shard with one field,
 //! `e`: the user id (16 bytes), a flag byte (`1` when the transaction was
 //! flagged, `0` otherwise) and the payload (the caller's JSON, opaque here).
 //! One field rather than three halves what Redis stores and sends per entry
@@ -16,6 +23,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::Conn;
@@ -126,10 +134,28 @@ pub struct NewEvent<'a> {
     pub data: &'a [u8],
 }
 
+/// The shard of `user_id`'s events among `shards` (at least one): the
+/// splitmix64 finaliser over the two halves of the id's 128 bits xored,
+/// modulo `shards`. Stable across processes and versions: changing it moves
+/// users between shards, as changing the shard count does.
+pub fn shard_of(user_id: UserId, shards: usize) -> usize {
+    let bits = user_id.as_uuid().as_u128();
+    // Truncation on purpose: the two halves are mixed.
+    #[allow(clippy::cast_possible_truncation)]
+    let mut x = (bits as u64) ^ ((bits >> 64) as u64);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let shards = u64::try_from(shards.max(1)).unwrap_or(u64::MAX);
+    usize::try_from(x % shards).unwrap_or(0)
+}
+
 /// An event read back from the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// Where it is in the stream.
+    /// The shard it is in.
+    pub shard: usize,
+    /// Where it is in its shard's stream.
     pub id: EventId,
     /// The transaction's user.
     pub user_id: UserId,
@@ -141,37 +167,65 @@ pub struct Event {
     pub data: Bytes,
 }
 
-/// Appends to and reads the event stream; cheap to clone.
+/// Appends to and reads the event shards; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
     pool: RedisPool,
     shared: Shared,
-    key: String,
+    keys: Arc<[String]>,
     retention: usize,
+    shard_retention: usize,
 }
 
 impl EventLog {
-    /// The log at [`Keys::events`], keeping about `retention` events (at
-    /// least one).
-    pub fn new(pool: RedisPool, keys: &Keys, retention: usize) -> EventLog {
+    /// The log in `shards` streams (at least one, [`Keys::event_shard`]),
+    /// keeping about `retention` events in all (at least one per shard).
+    pub fn new(pool: RedisPool, keys: &Keys, retention: usize, shards: usize) -> EventLog {
+        let shards = shards.max(1);
         EventLog {
             shared: Shared::new(pool.clone()),
             pool,
-            key: keys.events(),
+            keys: (0..shards).map(|shard| keys.event_shard(shard)).collect(),
             retention: retention.max(1),
+            shard_retention: retention.div_ceil(shards).max(1),
         }
     }
 
-    /// About how many events the stream keeps. Trimming is approximate
-    /// (`MAXLEN ~`): Redis drops whole internal nodes of entries at a time,
-    /// so the stream may hold somewhat more.
+    /// About how many events the shards keep in all. Trimming is
+    /// approximate (`MAXLEN ~`): Redis drops whole internal nodes of entries
+    /// at a time, so a shard may hold somewhat more.
     pub fn retention(&self) -> usize {
         self.retention
     }
 
-    /// Appends `events` in one round trip (none for no events), in order,
-    /// trimming the stream to about [`retention`](Self::retention) entries,
-    /// and returns their ids.
+    /// Whether the log is on a Redis Cluster, where a blocking read waits
+    /// on one shard at a time (see [`read_shards`](Self::read_shards)).
+    pub fn is_cluster(&self) -> bool {
+        self.pool.is_cluster()
+    }
+
+    /// How many shards the log has.
+    pub fn shards(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The shard of `user_id`'s events ([`shard_of`]).
+    pub fn shard_of(&self, user_id: UserId) -> usize {
+        shard_of(user_id, self.keys.len())
+    }
+
+    /// The key of `shard`.
+    ///
+    /// # Panics
+    /// When `shard` is not below [`shards`](Self::shards).
+    pub fn key(&self, shard: usize) -> &str {
+        &self.keys[shard]
+    }
+
+    /// Appends `events` in one round trip (none for no events), each to its
+    /// user's shard, in order, trimming each shard to about its part of
+    /// [`retention`](Self::retention), and returns their ids (each in its
+    /// shard). On a cluster the pipeline is split by slot, so by shard.
     ///
     /// # Errors
     /// [`CacheError::CorruptEntry`] when the key holds something other than a
@@ -191,10 +245,10 @@ impl EventLog {
             entry.extend_from_slice(event.data);
             let xadd = pipe
                 .cmd("XADD")
-                .arg(&self.key)
+                .arg(self.key(self.shard_of(event.user_id)))
                 .arg("MAXLEN")
                 .arg("~")
-                .arg(self.retention)
+                .arg(self.shard_retention)
                 .arg("*")
                 .arg("e")
                 .arg(&entry[..]);
@@ -221,18 +275,22 @@ impl EventLog {
         }
         replies
             .iter()
-            .map(|reply| match reply {
-                Value::ServerError(error) => {
-                    Err(CacheError::at_key(error.clone().into(), &self.key, KIND))
+            .zip(events)
+            .map(|(reply, event)| {
+                let key = self.key(self.shard_of(event.user_id));
+                match reply {
+                    Value::ServerError(error) => {
+                        Err(CacheError::at_key(error.clone().into(), key, KIND))
+                    }
+                    id => decode_id(key, id),
                 }
-                id => self.decode_id(id),
             })
             .collect()
     }
 
-    /// Events strictly after `after`, oldest first, at most `count` (at
-    /// least one); none when the stream is empty or missing. [`EventId::ZERO`]
-    /// reads from the oldest event kept.
+    /// Events of `shard` strictly after `after`, oldest first, at most
+    /// `count` (at least one); none when the shard is empty or missing.
+    /// [`EventId::ZERO`] reads from the oldest event kept.
     ///
     /// With `block`, when there are none yet, waits up to that long (at
     /// least a millisecond) for some to be appended, and answers as soon as
@@ -250,10 +308,55 @@ impl EventLog {
     /// Redis errors.
     pub async fn read_after(
         &self,
+        shard: usize,
         after: EventId,
         count: usize,
         block: Option<Duration>,
     ) -> Result<Vec<Event>, CacheError> {
+        self.read_streams(&[(shard, after)], count, block).await
+    }
+
+    /// Events of several shards, each strictly after its own position, at
+    /// most `count` of each, each shard's oldest first (shards one after the
+    /// other). On one Redis this is one `XREAD` of every shard, which
+    /// waits as [`read_after`](Self::read_after) does while there are none
+    /// (one connection held while it waits). On a cluster, where one
+    /// command may only touch one slot, it is one `XREAD` per shard at
+    /// once, and `block` applies only when one shard is read: several
+    /// blocking reads would answer only once the slowest one did. Read
+    /// shards one at a time to wait on a cluster.
+    ///
+    /// # Errors
+    /// As [`read_after`](Self::read_after).
+    pub async fn read_shards(
+        &self,
+        from: &[(usize, EventId)],
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Event>, CacheError> {
+        if from.len() <= 1 || !self.pool.is_cluster() {
+            return self.read_streams(from, count, block).await;
+        }
+        let reads = from
+            .iter()
+            .map(|position| self.read_streams(std::slice::from_ref(position), count, None));
+        let mut events = Vec::new();
+        for read in futures_util::future::join_all(reads).await {
+            events.extend(read?);
+        }
+        Ok(events)
+    }
+
+    /// One `XREAD` of the shards in `from` (one slot each on a cluster).
+    async fn read_streams(
+        &self,
+        from: &[(usize, EventId)],
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Event>, CacheError> {
+        if from.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut xread = redis::cmd("XREAD");
         xread.arg("COUNT").arg(count.max(1));
         let mut response_timeout = RESPONSE_TIMEOUT;
@@ -263,7 +366,14 @@ impl EventLog {
             xread.arg("BLOCK").arg(ms);
             response_timeout = RESPONSE_TIMEOUT.saturating_add(Duration::from_millis(ms));
         }
-        xread.arg("STREAMS").arg(&self.key).arg(after.to_string());
+        xread.arg("STREAMS");
+        for &(shard, _) in from {
+            xread.arg(self.key(shard));
+        }
+        for &(_, after) in from {
+            xread.arg(after.to_string());
+        }
+        let first_key = self.key(from[0].0);
 
         let mut held = Held::get(&self.pool).await?;
         // A clone shares the connection but has its own response timeout,
@@ -277,44 +387,101 @@ impl EventLog {
         // timeout above all) may leave it blocked, and it is closed.
         let reply = held
             .settle(reply)
-            .map_err(|error| CacheError::at_key(error, &self.key, KIND))?;
+            .map_err(|error| CacheError::at_key(error, first_key, KIND))?;
         self.decode_xread(reply)
     }
 
-    /// The newest event's id, or `None` when the stream is empty or missing:
-    /// where a reader that only wants new events starts.
+    /// The newest event's id in `shard`, or `None` when it is empty or
+    /// missing: where a reader that only wants new events starts.
     ///
     /// # Errors
     /// [`CacheError::CorruptEntry`] when the key holds something other than a
     /// stream, [`CacheError::Unavailable`] when Redis cannot be reached in
     /// time, [`CacheError::Command`] for other Redis errors.
-    pub async fn last_id(&self) -> Result<Option<EventId>, CacheError> {
-        self.end_id("XREVRANGE", "+", "-").await
+    pub async fn last_id(&self, shard: usize) -> Result<Option<EventId>, CacheError> {
+        self.end_id(shard, "XREVRANGE", "+", "-").await
     }
 
-    /// The oldest event's id still kept, or `None` when the stream is empty
-    /// or missing: a reader resuming after an older id has missed events
-    /// that retention dropped.
+    /// [`last_id`](Self::last_id) of each shard in `shards`, in one round
+    /// trip (split by slot on a cluster).
+    ///
+    /// # Errors
+    /// As [`last_id`](Self::last_id).
+    pub async fn last_ids(&self, shards: &[usize]) -> Result<Vec<Option<EventId>>, CacheError> {
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::Pipeline::with_capacity(shards.len());
+        for &shard in shards {
+            pipe.cmd("XREVRANGE")
+                .arg(self.key(shard))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        pipe.ignore_errors();
+        let pipe = &pipe;
+        let replies: Vec<Value> = self
+            .shared
+            .run(|mut connection| async move {
+                pipe.query_async(&mut connection)
+                    .await
+                    .map_err(CacheError::from)
+            })
+            .await?;
+        if replies.len() != shards.len() {
+            return Err(CacheError::unexpected_reply(
+                "XREVRANGE must answer once per shard",
+                &Value::Array(replies),
+            ));
+        }
+        replies
+            .into_iter()
+            .zip(shards)
+            .map(|(reply, &shard)| match reply {
+                Value::ServerError(error) => {
+                    Err(CacheError::at_key(error.into(), self.key(shard), KIND))
+                }
+                reply => first_entry_id(self.key(shard), &reply),
+            })
+            .collect()
+    }
+
+    /// The oldest event's id still kept in `shard`, or `None` when it is
+    /// empty or missing: a reader resuming after an older id has missed
+    /// events that retention dropped.
     ///
     /// # Errors
     /// [`CacheError::CorruptEntry`] when the key holds something other than a
     /// stream, [`CacheError::Unavailable`] when Redis cannot be reached in
     /// time, [`CacheError::Command`] for other Redis errors.
-    pub async fn first_id(&self) -> Result<Option<EventId>, CacheError> {
-        self.end_id("XRANGE", "-", "+").await
+    pub async fn first_id(&self, shard: usize) -> Result<Option<EventId>, CacheError> {
+        self.end_id(shard, "XRANGE", "-", "+").await
+    }
+
+    /// Whether `shard` holds an entry with exactly this id.
+    ///
+    /// # Errors
+    /// As [`last_id`](Self::last_id).
+    pub async fn contains(&self, shard: usize, id: EventId) -> Result<bool, CacheError> {
+        let id = id.to_string();
+        Ok(self.end_id(shard, "XRANGE", &id, &id).await?.is_some())
     }
 
     /// The id of the first entry `command` (`XRANGE` or `XREVRANGE`) lists
     /// from `start` to `end`.
     async fn end_id(
         &self,
+        shard: usize,
         command: &str,
         start: &str,
         end: &str,
     ) -> Result<Option<EventId>, CacheError> {
+        let key = self.key(shard);
         let mut held = Held::get(&self.pool).await?;
         let reply = redis::cmd(command)
-            .arg(&self.key)
+            .arg(key)
             .arg(start)
             .arg(end)
             .arg("COUNT")
@@ -323,55 +490,58 @@ impl EventLog {
             .await;
         let reply: Value = held
             .settle(reply)
-            .map_err(|error| CacheError::at_key(error, &self.key, KIND))?;
-        match &reply {
-            Value::Nil => Ok(None),
-            Value::Array(entries) => match entries.first() {
-                None => Ok(None),
-                Some(Value::Array(entry)) if !entry.is_empty() => {
-                    self.decode_id(&entry[0]).map(Some)
-                }
-                Some(_) => Err(CacheError::unexpected_reply(
-                    "a stream range lists entries",
-                    &reply,
-                )),
-            },
-            other => Err(CacheError::unexpected_reply(
-                "a stream range lists entries",
-                other,
-            )),
-        }
+            .map_err(|error| CacheError::at_key(error, key, KIND))?;
+        first_entry_id(key, &reply)
     }
 
-    /// The events in an `XREAD` reply for the one stream read.
+    /// The events in an `XREAD` reply, shard by shard.
     fn decode_xread(&self, reply: Value) -> Result<Vec<Event>, CacheError> {
-        // RESP2: nil, or [[key, entries]]. RESP3: nil, or {key: entries}.
-        let entries = match reply {
+        // RESP2: nil, or [[key, entries], ...]. RESP3: nil, or {key: entries}.
+        let streams: Vec<(Value, Value)> = match reply {
             Value::Nil => return Ok(Vec::new()),
-            Value::Array(streams) => streams.into_iter().next().and_then(|stream| match stream {
-                Value::Array(pair) => pair.into_iter().nth(1),
-                _ => None,
-            }),
-            Value::Map(streams) => streams.into_iter().next().map(|(_, entries)| entries),
+            Value::Array(streams) => streams
+                .into_iter()
+                .filter_map(|stream| match stream {
+                    Value::Array(pair) => {
+                        let mut pair = pair.into_iter();
+                        Some((pair.next()?, pair.next()?))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(streams) => streams,
             other => {
                 return Err(CacheError::unexpected_reply("XREAD lists streams", &other));
             }
         };
-        match entries {
-            None => Ok(Vec::new()),
-            Some(Value::Array(entries)) => entries
-                .into_iter()
-                .map(|entry| self.decode_entry(entry))
-                .collect(),
-            Some(other) => Err(CacheError::unexpected_reply(
-                "XREAD lists a stream's entries",
-                &other,
-            )),
+        let mut events = Vec::new();
+        for (key, entries) in streams {
+            let shard = bytes_of(&key)
+                .and_then(|key| self.keys.iter().position(|ours| ours.as_bytes() == key))
+                .ok_or_else(|| {
+                    CacheError::unexpected_reply("XREAD answers for the streams asked", &key)
+                })?;
+            match entries {
+                Value::Array(entries) => {
+                    for entry in entries {
+                        events.push(self.decode_entry(shard, entry)?);
+                    }
+                }
+                Value::Nil => {}
+                other => {
+                    return Err(CacheError::unexpected_reply(
+                        "XREAD lists a stream's entries",
+                        &other,
+                    ));
+                }
+            }
         }
+        Ok(events)
     }
 
-    /// One `[id, [field, value, ...]]` entry as an event.
-    fn decode_entry(&self, entry: Value) -> Result<Event, CacheError> {
+    /// One `[id, [field, value, ...]]` entry of `shard` as an event.
+    fn decode_entry(&self, shard: usize, entry: Value) -> Result<Event, CacheError> {
+        let key = self.key(shard);
         let Value::Array(parts) = entry else {
             return Err(CacheError::unexpected_reply(
                 "a stream entry is an id and fields",
@@ -385,7 +555,7 @@ impl EventLog {
                 &Value::Nil,
             ));
         };
-        let id = self.decode_id(&id)?;
+        let id = decode_id(key, &id)?;
         let pairs: Vec<(Value, Value)> = match fields {
             Value::Array(flat) => {
                 let mut flat = flat.into_iter();
@@ -429,7 +599,7 @@ impl EventLog {
                             .as_slice()
                             .try_into()
                             .map_err(|_| CacheError::CorruptEntry {
-                                key: self.key.clone(),
+                                key: key.to_owned(),
                                 reason: format!("event {id} has a feed id that is not 8 bytes"),
                             })?;
                     feed = Some(FeedId(u64::from_be_bytes(bytes)));
@@ -456,13 +626,14 @@ impl EventLog {
             }
         }
         let corrupt = |legacy_field: &str| CacheError::CorruptEntry {
-            key: self.key.clone(),
+            key: key.to_owned(),
             reason: format!(
                 "event {id} has no valid `{}` field",
                 if legacy { legacy_field } else { "e" }
             ),
         };
         Ok(Event {
+            shard,
             id,
             user_id: user_id.ok_or_else(|| corrupt("u"))?,
             is_anomaly: is_anomaly.ok_or_else(|| corrupt("a"))?,
@@ -470,23 +641,42 @@ impl EventLog {
             data: data.ok_or_else(|| corrupt("d"))?,
         })
     }
+}
 
-    fn decode_id(&self, id: &Value) -> Result<EventId, CacheError> {
-        bytes_of(id)
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| CacheError::CorruptEntry {
-                key: self.key.clone(),
-                reason: format!("{id:?} is not a stream entry id"),
-            })
+/// The id of the first entry of an `XRANGE` or `XREVRANGE` reply of `key`.
+fn first_entry_id(key: &str, reply: &Value) -> Result<Option<EventId>, CacheError> {
+    match reply {
+        Value::Nil => Ok(None),
+        Value::Array(entries) => match entries.first() {
+            None => Ok(None),
+            Some(Value::Array(entry)) if !entry.is_empty() => decode_id(key, &entry[0]).map(Some),
+            Some(_) => Err(CacheError::unexpected_reply(
+                "a stream range lists entries",
+                reply,
+            )),
+        },
+        other => Err(CacheError::unexpected_reply(
+            "a stream range lists entries",
+            other,
+        )),
     }
+}
+
+fn decode_id(key: &str, id: &Value) -> Result<EventId, CacheError> {
+    bytes_of(id)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| CacheError::CorruptEntry {
+            key: key.to_owned(),
+            reason: format!("{id:?} is not a stream entry id"),
+        })
 }
 
 // By hand: the pool's own `Debug` is long and says nothing useful here.
 impl fmt::Debug for EventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventLog")
-            .field("key", &self.key)
+            .field("shards", &self.keys.len())
             .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
@@ -562,6 +752,26 @@ mod tests {
                 format!("`{text}` is not an event id of the form `<ms>-<seq>`")
             );
         }
+    }
+
+    #[test]
+    fn a_user_s_shard_is_stable_and_users_spread_over_every_shard() {
+        let user = UserId(uuid::Uuid::from_u128(
+            0x0191_2c3a_7b4e_7c1d_8e2f_3a4b_5c6d_7e8f,
+        ));
+        // Fixed: a change would move users between shards.
+        assert_eq!(shard_of(user, 8), shard_of(user, 8));
+        assert_eq!(shard_of(user, 1), 0);
+        assert_eq!(shard_of(user, 0), 0);
+        let mut counts = [0usize; 8];
+        for n in 0..8_000u128 {
+            // Sequential ids, the worst case for a plain modulo.
+            counts[shard_of(UserId(uuid::Uuid::from_u128(n)), 8)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&count| (800..1200).contains(&count)),
+            "{counts:?}"
+        );
     }
 
     #[test]

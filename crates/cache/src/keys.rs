@@ -41,12 +41,12 @@ impl Keys {
         self.per_user("simwindow", user_id)
     }
 
-    /// The stream of live events (see [`EventLog`](crate::EventLog)).
-    ///
-    /// This is one key for all users, so on a Redis Cluster every event goes
-    /// through the one slot, and the one node, that owns it.
-    pub fn events(&self) -> String {
-        format!("{}events", self.prefix)
+    /// One shard of the live event log (see [`EventLog`](crate::EventLog)):
+    /// `<prefix>events:{<shard>}`. The shard number is the hash tag, so on a
+    /// Redis Cluster the shards land in different slots, and so spread over
+    /// the masters; every event of one user goes to one shard.
+    pub fn event_shard(&self, shard: usize) -> String {
+        format!("{}events:{{{shard}}}", self.prefix)
     }
 
     /// A `SCAN ... MATCH` pattern for every key under the prefix, with glob
@@ -107,9 +107,10 @@ mod tests {
     }
 
     #[test]
-    fn the_event_stream_is_one_key_under_the_prefix() {
-        assert_eq!(Keys::new("txwatch:").events(), "txwatch:events");
-        assert_eq!(Keys::new("").events(), "events");
+    fn an_event_shard_is_hash_tagged_by_its_number() {
+        assert_eq!(Keys::new("txwatch:").event_shard(3), "txwatch:events:{3}");
+        assert_eq!(Keys::new("").event_shard(0), "events:{0}");
+        assert_eq!(hash_tag(&Keys::new("test:4f1c:").event_shard(12)), "12");
     }
 
     #[test]

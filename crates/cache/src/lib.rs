@@ -38,7 +38,7 @@ pub mod testing;
 
 pub use config::CacheConfig;
 pub use error::CacheError;
-pub use events::{Event, EventId, EventIdError, EventLog, FeedId, FeedIdError, NewEvent};
+pub use events::{Event, EventId, EventIdError, EventLog, FeedId, FeedIdError, NewEvent, shard_of};
 pub use keys::Keys;
 pub use pool::{RedisConnection, RedisPool, connect, ping};
 pub use window::{Step, StepRequest, WindowStore};

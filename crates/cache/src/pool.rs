@@ -346,6 +346,7 @@ mod tests {
             connect_timeout_ms: 1_000,
             window_idle_ttl_secs: 60,
             event_retention: 100,
+            event_shards: 8,
             dead_connection_timeout_ms: 15_000,
             cluster_nodes: Vec::new(),
         }

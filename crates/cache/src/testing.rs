@@ -65,10 +65,12 @@ impl TestRedis {
         let config = CacheConfig {
             url: server_url(),
             key_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
-            max_connections: 8,
+            // The server's relay may hold one per event shard on a cluster.
+            max_connections: 16,
             connect_timeout_ms: 5_000,
             window_idle_ttl_secs: 3_600,
             event_retention: 10_000,
+            event_shards: 8,
             dead_connection_timeout_ms: 15_000,
             cluster_nodes,
         };

@@ -50,11 +50,14 @@ pub use api::routes::{configure, cors, not_found};
 pub use config::{BUILT_IN_CURSOR_SECRET, HttpConfig};
 pub use live::claim::Claim;
 pub use live::coalesce::{IngestJobs, IngestQueue, run_ingest_worker};
-pub use live::hub::{EventHub, Live, Notice, UserSubscription, run_relay};
+pub use live::hub::{
+    AllSubscription, EventHub, Live, Notice, Registered, UserSubscription, run_relay,
+};
 pub use live::pipeline::{IdOrigin, NewTransaction, Outcome, Pipeline, Publication};
 pub use live::simulation::{FeedGuard, SimulationSettings, Simulations, run_simulations};
 pub use ops::metrics::{Metrics, PoolUsage, Stage};
 pub use ops::observe::{observe, time_limit};
 pub use sse::StreamSlots;
+pub use sse::all_users_position;
 pub use sse::hangup::record_connection;
 pub use state::AppState;

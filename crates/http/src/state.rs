@@ -31,7 +31,7 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Where single posted transactions wait to share a pipeline call.
     pub single: IngestQueue,
-    /// The shared event stream, read back by resuming subscribers.
+    /// The shared event log (its shards), read back by resuming subscribers.
     pub events: EventLog,
     /// This process's live subscribers.
     pub hub: EventHub,
@@ -88,7 +88,11 @@ impl AppState {
     ) -> Result<AppState, InvalidProxy> {
         let api_key_digest = (!config.api_key.trim().is_empty())
             .then(|| Arc::from(&Sha256::digest(config.api_key.trim().as_bytes())[..]));
-        let hub = EventHub::new(config.stream_buffer, pipeline.metrics().clone());
+        let hub = EventHub::new(
+            config.stream_buffer,
+            pipeline.events().shards(),
+            pipeline.metrics().clone(),
+        );
         Ok(AppState {
             transactions,
             cursors: CursorCodec::new(config.cursor_secret.as_bytes()),

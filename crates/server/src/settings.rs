@@ -272,6 +272,21 @@ impl Settings {
                 reason: "must be at least 100",
             });
         }
+        if !(1..=64).contains(&self.redis.event_shards) {
+            return Err(SettingsError::Invalid {
+                key: "redis.event_shards",
+                reason: "must be between 1 and 64",
+            });
+        }
+        if !self.redis.cluster_nodes.is_empty()
+            && self.redis.max_connections < self.redis.event_shards + 4
+        {
+            // On a cluster the relay holds one connection per shard it reads.
+            return Err(SettingsError::Invalid {
+                key: "redis.max_connections",
+                reason: "on a Redis Cluster must be at least redis.event_shards + 4",
+            });
+        }
         if self.redis.window_idle_ttl_secs == 0 {
             return Err(SettingsError::Invalid {
                 key: "redis.window_idle_ttl_secs",
@@ -424,6 +439,23 @@ mod tests {
             !format!("{settings:?}").contains("pw@"),
             "password leaked into Debug"
         );
+    }
+
+    #[test]
+    fn event_shards_default_to_eight_and_stay_within_bounds() {
+        assert_eq!(load(&[]).expect("valid").redis.event_shards, 8);
+        let settings = load(&[("APP_REDIS__EVENT_SHARDS", "16")]).expect("valid");
+        assert_eq!(settings.redis.event_shards, 16);
+        for shards in ["0", "65"] {
+            assert!(
+                load(&[("APP_REDIS__EVENT_SHARDS", shards)]).is_err(),
+                "{shards}"
+            );
+        }
+        // On a cluster the relay may hold one connection per shard.
+        let cluster = ("APP_REDIS__CLUSTER_NODES", "redis://10.0.0.1:7000");
+        assert!(load(&[cluster, ("APP_REDIS__MAX_CONNECTIONS", "11")]).is_err());
+        assert!(load(&[cluster, ("APP_REDIS__MAX_CONNECTIONS", "12")]).is_ok());
     }
 
     #[test]

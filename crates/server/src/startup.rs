@@ -158,7 +158,12 @@ impl Application {
             window_len(&detector),
             Duration::from_secs(settings.redis.window_idle_ttl_secs),
         );
-        let events = EventLog::new(redis.clone(), &keys, settings.redis.event_retention);
+        let events = EventLog::new(
+            redis.clone(),
+            &keys,
+            settings.redis.event_retention,
+            settings.redis.event_shards,
+        );
         let pipeline = Pipeline::new(
             transactions.clone(),
             windows,

@@ -96,7 +96,7 @@ async fn dropping_a_test_redis_removes_its_keys_and_no_others() {
     within(simulated.replace(new_user(), &[entry(0, "1.00")]))
         .await
         .expect("replace a simulated window");
-    let events = EventLog::new(doomed.pool().clone(), doomed.keys(), 100);
+    let events = EventLog::new(doomed.pool().clone(), doomed.keys(), 100, 8);
     let event = NewEvent {
         user_id: new_user(),
         is_anomaly: false,

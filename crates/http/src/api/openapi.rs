@@ -608,8 +608,10 @@ pub(crate) struct StreamParams {
 pub(crate) struct ResumeHeader {
     /// The `id:` of the last event received: the stream first replays every
     /// later event it still keeps, in order, without duplicates. An id that
-    /// is not of the form `<ms>-<seq>`, or lies further in the future than
-    /// clocks drift (5 minutes), is refused with 422 `invalid_event_id`.
+    /// is not one this route sends (`<ms>-<seq>` on a stream of one user, an
+    /// opaque position on the all-users stream), or lies further in the
+    /// future than clocks drift (5 minutes), is refused with 422
+    /// `invalid_event_id`.
     #[param(rename = "Last-Event-ID", example = "1767225600000-0")]
     last_event_id: Option<String>,
 }
@@ -620,15 +622,18 @@ macro_rules! event_format {
         "\n\nThe response is `text/event-stream` and never ends by itself. It opens with \
          `retry: 2000` (browsers reconnect after 2 s) and the comment `: connected`; a comment \
          follows every 15 s. Each transaction is a default (unnamed) event, so \
-         `EventSource.onmessage` receives it: `id:` is its position in the shared event \
-         stream, `data:` one `Transaction` JSON on one line.\n\n\
+         `EventSource.onmessage` receives it: `id:` is its position in the event log \
+         (opaque: send it back as `Last-Event-ID`; on a stream of one user `<ms>-<seq>`, on \
+         the all-users stream a short base64url text holding a position per event shard), \
+         `data:` one `Transaction` JSON on one line.\n\n\
          ```\nretry: 2000\n\n: connected\n\nid: 1767225600000-0\ndata: {\"id\":\"...\",\
          \"user_id\":\"...\",\"amount\":\"271.62\",...}\n\n```\n\n\
          Problems are `event: error` with `data: {\"error\": code, \"message\": text}`: \
          `events_expired` (a resume asked for events no longer kept; the stream goes on \
          from the oldest kept), `events_lost` (a resume asked for events after an id newer \
-         than every event kept, as when Redis lost its stream; the stream goes on after the \
-         newest), `lagged` (events were missed; reconnect), \
+         than every event kept, as when Redis lost its stream, or an id the stream cannot \
+         resume from exactly, as after the number of event shards changed; the stream goes \
+         on after the newest), `lagged` (events were missed; reconnect), \
          `service_unavailable` (Redis is down while catching up; retried).\n\n\
          Resuming: a client sending `Last-Event-ID` first receives every matching event \
          after that id still kept (about `APP_REDIS__EVENT_RETENTION` events), in order, then \

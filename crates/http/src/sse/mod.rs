@@ -1,8 +1,9 @@
 //! Server-Sent Event streams.
 //!
 //! Each transaction is a default (unnamed) event whose `data:` is one
-//! Transaction JSON and whose `id:` is its entry id in the Redis event
-//! stream. A comment goes out at once and every 15 s; problems go out as
+//! Transaction JSON. On a stream of one user its `id:` is its entry id in
+//! the user's event shard (`<ms>-<seq>`); on the all-users stream it is a
+//! position in every shard (`position`). A comment goes out at once and every 15 s; problems go out as
 //! `event: error` with `{"error": code, "message": ...}`.
 //!
 //! Resuming: a client that sends `Last-Event-ID` (browsers do when they
@@ -37,6 +38,7 @@
 //! id.
 
 pub(crate) mod hangup;
+mod position;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -51,14 +53,13 @@ use actix_web_lab::sse::{self, Sse};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use txwatch_cache::{Event, EventId, EventLog, FeedId};
 use txwatch_domain::UserId;
 
 use crate::api::error::{ApiError, echo};
-use crate::live::hub::{Live, Notice, UserSubscription};
+use crate::live::hub::{AllSubscription, Live, Notice, Registered, UserSubscription};
 use crate::live::simulation::FeedGuard;
 use crate::ops::metrics::Metrics;
 use crate::sse::hangup::Hangup;
@@ -68,7 +69,7 @@ use crate::state::AppState;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a browser waits before reconnecting.
 const RETRY: Duration = Duration::from_secs(2);
-/// Events read from the Redis stream per catch-up read.
+/// Events read from each event shard per catch-up read.
 const REPLAY_CHUNK: usize = 200;
 /// How far past the newest event and this process's clock a `Last-Event-ID`
 /// may lie and still be taken for ours: Redis stamps ids with its own clock,
@@ -116,8 +117,9 @@ pub(crate) async fn user_stream(
     // Subscribed before the position is read, and the position read before
     // the feed starts: its first event comes after both (`start_position`).
     let source = Source::User(state.hub.subscribe_user(user_id));
+    let shard = state.events.shard_of(user_id);
     if !simulate {
-        let start = start_position(&state.events, resume.map(|r| r.at)).await?;
+        let start = start_user(&state.events, shard, resume.map(|r| r.at)).await?;
         let filter = Filter {
             user_id: Some(user_id),
             anomalies_only: false,
@@ -128,13 +130,13 @@ pub(crate) async fn user_stream(
             Hangup::watch(&request),
         ));
     }
-    let mut start = start_position(&state.events, resume.map(|r| r.at)).await?;
+    let mut start = start_user(&state.events, shard, resume.map(|r| r.at)).await?;
     // Only a feed's own id is worth resuming: the events after it that
     // this stream sends are that feed's. Another id (checked all the same)
     // starts afresh.
     let resumed = resume.and_then(|r| r.feed);
-    if resumed.is_none() && matches!(start, Start::Resume(_)) {
-        start = start_position(&state.events, None).await?;
+    if resumed.is_none() && start.resumed() {
+        start = start_user(&state.events, shard, None).await?;
     }
     let guard = state.simulations.start(user_id);
     let filter = Filter {
@@ -203,14 +205,33 @@ pub(crate) async fn all_stream(
             ));
         }
     };
-    let resume = last_event_id(&request)?;
+    let header = last_event_id_text(&request)?;
+    // An id of one user's stream on a stream of one user, else a position
+    // in every shard.
+    let resume = match (user_id, header) {
+        (_, None) => None,
+        (Some(_), Some(text)) => Some(AllResume::User(parse_resume(text).ok_or_else(|| {
+            ApiError::InvalidEventId(format!("`{}` is not an event id of ours", echo(text)))
+        })?)),
+        (None, Some(text)) => Some(parse_all_resume(text)?),
+    };
     let slot = open_slot(&state, "all")?;
     // Subscribed before the position is read: see `start_position`.
-    let source = match user_id {
-        Some(user_id) => Source::User(state.hub.subscribe_user(user_id)),
-        None => Source::All(state.hub.subscribe_all()),
+    let (source, start) = match user_id {
+        Some(user_id) => {
+            let source = Source::User(state.hub.subscribe_user(user_id));
+            let at = match resume {
+                Some(AllResume::User(resume)) => Some(resume.at),
+                _ => None,
+            };
+            let shard = state.events.shard_of(user_id);
+            (source, start_user(&state.events, shard, at).await?)
+        }
+        None => {
+            let source = Source::All(state.hub.subscribe_all());
+            (source, start_all(&state.events, resume).await?)
+        }
     };
-    let start = start_position(&state.events, resume.map(|r| r.at)).await?;
     let filter = Filter {
         user_id,
         anomalies_only,
@@ -220,6 +241,13 @@ pub(crate) async fn all_stream(
         Feed::new(source, filter, start, &state, slot, None),
         Hangup::watch(&request),
     ))
+}
+
+/// The positions (one per event shard, index = shard; `None`: not known)
+/// an all-users stream's event id carries, or `None` when `id` is not
+/// such an id. For tests and tools: clients treat ids as opaque.
+pub fn all_users_position(id: &str) -> Option<Vec<Option<EventId>>> {
+    position::decode(id)
 }
 
 /// A place for one more stream, or 503 when the process holds its maximum.
@@ -312,17 +340,18 @@ fn respond(feed: Feed, hangup: Hangup) -> impl Responder {
         .insert_header(("X-Accel-Buffering", HeaderValue::from_static("no")))
 }
 
-/// Where a new stream starts in the event stream: after `Last-Event-ID`
-/// when the client sent one, else after the newest event now. Knowing it
-/// from the start lets a stream that falls behind before its first event
-/// catch up from Redis like any other. Without Redis the stream starts live
-/// and learns its position from the first event.
+/// Where a new stream starts in each shard it reads: after
+/// `Last-Event-ID` when the client sent one, else after the newest event
+/// now. Knowing it from the start lets a stream that falls behind before its
+/// first event catch up from Redis like any other. Without Redis the stream
+/// starts live and learns its position from the first event.
 ///
 /// Read after the stream subscribed to the hub: every event after the
 /// newest one now is then appended later, so the relay hands it to the
 /// subscription, and a new stream needs no catch-up read of its own (with
 /// thousands of streams opening at once, each reading everything published
-/// since its position had saturated the server). Only a resumed stream
+/// since its position had saturated the server), unless the hub says its
+/// shard's relay started later (see `live::hub`). Only a resumed stream
 /// reads what it missed from Redis.
 ///
 /// A `Last-Event-ID` newer than every event kept is checked against the
@@ -330,23 +359,167 @@ fn respond(feed: Feed, hangup: Hangup) -> impl Responder {
 ///
 /// # Errors
 /// [`ApiError::InvalidEventId`] for an id further ahead than clocks drift.
-async fn start_position(log: &EventLog, resume: Option<EventId>) -> Result<Start, ApiError> {
-    let newest = log
-        .last_id()
-        .await
-        .map(|last| last.unwrap_or(EventId::ZERO));
-    let Some(id) = resume else {
-        return Ok(newest.map_or(Start::Live, Start::After));
+async fn start_position(
+    log: &EventLog,
+    shards: &[usize],
+    resume: Option<&[Option<EventId>]>,
+) -> Result<Start, ApiError> {
+    let newest = log.last_ids(shards).await;
+    let mut start = Start {
+        shards: Vec::with_capacity(shards.len()),
+        notice: None,
     };
-    match newest {
-        Ok(newest) if id <= newest => Ok(Start::Resume(id)),
-        Ok(newest) if id.ms <= latest_plausible_ms(newest) => Ok(Start::Lost { asked: id, newest }),
-        // Without Redis only the clock can tell; the catch-up retries.
-        Err(_) if id.ms <= latest_plausible_ms(EventId::ZERO) => Ok(Start::Resume(id)),
-        Ok(_) | Err(_) => Err(ApiError::InvalidEventId(format!(
-            "`{id}` lies in the future: no stream of ours sent it"
-        ))),
+    let mut lost = Vec::new();
+    for (index, &shard) in shards.iter().enumerate() {
+        let asked = resume.and_then(|resume| resume[index]);
+        let newest = newest
+            .as_ref()
+            .map(|newest| newest[index].unwrap_or(EventId::ZERO));
+        let (position, replay) = match (asked, newest) {
+            (None, Ok(newest)) => (Some(newest), false),
+            (None, Err(_)) => (None, false),
+            (Some(id), Ok(newest)) if id <= newest => (Some(id), true),
+            (Some(id), Ok(newest)) if id.ms <= latest_plausible_ms(newest) => {
+                lost.push((id, newest));
+                (Some(newest), false)
+            }
+            // Without Redis only the clock can tell; the catch-up retries.
+            (Some(id), Err(_)) if id.ms <= latest_plausible_ms(EventId::ZERO) => (Some(id), true),
+            (Some(id), _) => {
+                return Err(ApiError::InvalidEventId(format!(
+                    "`{id}` lies in the future: no stream of ours sent it"
+                )));
+            }
+        };
+        start.shards.push(ShardStart {
+            shard,
+            position,
+            // The relay need not start before the newest event: a resumed
+            // stream reads up to it (and on) from Redis itself.
+            offer: newest.ok(),
+            replay,
+        });
     }
+    if !lost.is_empty() {
+        let asked = lost
+            .iter()
+            .map(|(asked, _)| asked.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let newest = lost
+            .iter()
+            .map(|(_, newest)| newest.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        start.notice = Some(Notice {
+            code: "events_lost",
+            message: format!(
+                "the event stream holds nothing after {asked} (it was reset or lost); \
+                 events since then may be missing; continuing after {newest}"
+            ),
+        });
+    }
+    Ok(start)
+}
+
+/// [`start_position`] of a stream of one user (its shard). A resumed id
+/// that is not an entry of the user's shard (the shard count changed, or
+/// Redis lost the entry) gets an `events_lost` notice: events of the user
+/// stored elsewhere, or lost, may be missing.
+async fn start_user(
+    log: &EventLog,
+    shard: usize,
+    resume: Option<EventId>,
+) -> Result<Start, ApiError> {
+    let mut start =
+        start_position(log, &[shard], resume.map(|id| vec![Some(id)]).as_deref()).await?;
+    if start.notice.is_none() {
+        start.notice = missing_entries(log, &start).await;
+    }
+    Ok(start)
+}
+
+/// An `events_lost` notice when a resumed position is not an entry of its
+/// shard although the shard keeps events from before it: the shard count
+/// changed (a user's events moved to another shard), or Redis lost entries
+/// (a failover). Events after it may then be missing; the stream goes on
+/// after it. An id older than everything kept is `events_expired`'s case;
+/// when Redis cannot say, nothing is claimed.
+async fn missing_entries(log: &EventLog, start: &Start) -> Option<Notice> {
+    let checks = start
+        .shards
+        .iter()
+        .filter(|shard| shard.replay)
+        .filter_map(|shard| Some((shard.shard, shard.position?)))
+        .filter(|(_, id)| *id != EventId::ZERO)
+        .map(|(shard, id)| async move {
+            let first = log.first_id(shard).await.ok().flatten()?;
+            // Older than everything kept: `events_expired` tells it.
+            (id >= first && matches!(log.contains(shard, id).await, Ok(false))).then_some(id)
+        });
+    let missing: Vec<String> = futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .map(|id| id.to_string())
+        .collect();
+    (!missing.is_empty()).then(|| Notice {
+        code: "events_lost",
+        message: format!(
+            "the event log holds no event {} where this stream's id says (the number of \
+             event shards changed, or Redis lost events); events since then may be missing; \
+             continuing after it",
+            missing.join(", ")
+        ),
+    })
+}
+
+/// [`start_position`] of the all-users stream (every shard).
+async fn start_all(log: &EventLog, resume: Option<AllResume>) -> Result<Start, ApiError> {
+    let shards: Vec<usize> = (0..log.shards()).collect();
+    let (positions, reason) = match resume {
+        None => (None, None),
+        Some(AllResume::Positions(positions)) if positions.len() == log.shards() => {
+            (Some(positions), None)
+        }
+        Some(AllResume::Positions(positions)) => (
+            None,
+            Some(format!(
+                "it was made for {} event shards, and there are {} now",
+                positions.len(),
+                log.shards()
+            )),
+        ),
+        Some(AllResume::User(resume)) => {
+            if resume.at.ms > latest_plausible_ms(EventId::ZERO) {
+                return Err(ApiError::InvalidEventId(format!(
+                    "`{}` lies in the future: no stream of ours sent it",
+                    resume.at
+                )));
+            }
+            (
+                None,
+                Some(
+                    "it is an id of one user's stream, or from before events were sharded"
+                        .to_owned(),
+                ),
+            )
+        }
+    };
+    let mut start = start_position(log, &shards, positions.as_deref()).await?;
+    if start.notice.is_none() {
+        start.notice = missing_entries(log, &start).await;
+    }
+    if let Some(reason) = reason {
+        start.notice = Some(Notice {
+            code: "events_lost",
+            message: format!(
+                "this stream cannot resume from that Last-Event-ID ({reason}); \
+                 events since then may be missing; continuing with new events"
+            ),
+        });
+    }
+    Ok(start)
 }
 
 /// The latest millisecond an id of ours can carry, given the newest event
@@ -359,18 +532,39 @@ fn latest_plausible_ms(newest: EventId) -> u64 {
 }
 
 /// See [`start_position`].
+#[derive(Debug, Clone)]
+struct Start {
+    shards: Vec<ShardStart>,
+    /// Why the stream does not resume exactly where the client asked.
+    notice: Option<Notice>,
+}
+
+/// Where a stream starts in one shard.
 #[derive(Debug, Clone, Copy)]
-enum Start {
-    /// After the client's `Last-Event-ID`: replay what it missed.
-    Resume(EventId),
-    /// After the newest event when the client connected.
-    After(EventId),
-    /// The client asked to resume after `asked`, newer than every event
-    /// kept (`newest`): the stream was lost. It is told, and goes on after
-    /// the newest event.
-    Lost { asked: EventId, newest: EventId },
-    /// Redis could not say: from the next live event.
-    Live,
+struct ShardStart {
+    shard: usize,
+    /// `None`: Redis could not say; from the next live event.
+    position: Option<EventId>,
+    /// What to tell the hub (the newest event when the stream started).
+    offer: Option<EventId>,
+    /// Whether to catch up from Redis after `position` first.
+    replay: bool,
+}
+
+impl Start {
+    /// Whether the stream resumes after a client's id somewhere.
+    fn resumed(&self) -> bool {
+        self.shards.iter().any(|shard| shard.replay)
+    }
+}
+
+/// What an all-users stream's `Last-Event-ID` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AllResume {
+    /// A stream of one user's id.
+    User(Resume),
+    /// A position in each of this many shards.
+    Positions(Vec<Option<EventId>>),
 }
 
 /// Where a client's `Last-Event-ID` says it stopped: a position in the
@@ -381,16 +575,28 @@ struct Resume {
     feed: Option<FeedId>,
 }
 
-/// The SSE id of `event` as `filter`'s stream sends it: its position, plus
-/// its feed on a feed stream.
-fn sse_id(event: &Event, filter: &Filter) -> String {
+/// The SSE id of `event` as `filter`'s stream sends it: on a stream of
+/// one user its position, plus its feed on a feed stream; on the all-users
+/// stream `sent`, the positions in every shard up to this event.
+fn sse_id(event: &Event, filter: &Filter, sent: &[Option<EventId>]) -> String {
     match (event.feed, filter.origin) {
+        _ if filter.user_id.is_none() => position::encode(sent),
         (Some(feed), OriginFilter::Feeds { .. }) => format!("{}.{feed}", event.id),
         _ => event.id.to_string(),
     }
 }
 
 fn last_event_id(request: &HttpRequest) -> Result<Option<Resume>, ApiError> {
+    let Some(text) = last_event_id_text(request)? else {
+        return Ok(None);
+    };
+    parse_resume(text).map(Some).ok_or_else(|| {
+        ApiError::InvalidEventId(format!("`{}` is not an event id of ours", echo(text)))
+    })
+}
+
+/// The `Last-Event-ID` header, trimmed; `None` when absent or empty.
+fn last_event_id_text(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
     let Some(value) = request.headers().get("Last-Event-ID") else {
         return Ok(None);
     };
@@ -398,12 +604,24 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<Resume>, ApiError> {
         .to_str()
         .map_err(|_| ApiError::InvalidEventId("it is not text".to_owned()))?
         .trim();
-    if text.is_empty() {
-        return Ok(None);
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// An all-users stream's `Last-Event-ID`: positions as [`sse_id`] writes
+/// them, or (from a client of one user's stream, or of a version before
+/// sharding) a `<ms>-<seq>` id.
+///
+/// # Errors
+/// [`ApiError::InvalidEventId`] when it is neither.
+fn parse_all_resume(text: &str) -> Result<AllResume, ApiError> {
+    if let Some(resume) = parse_resume(text) {
+        return Ok(AllResume::User(resume));
     }
-    parse_resume(text).map(Some).ok_or_else(|| {
-        ApiError::InvalidEventId(format!("`{}` is not an event id of ours", echo(text)))
-    })
+    position::decode(text)
+        .map(AllResume::Positions)
+        .ok_or_else(|| {
+            ApiError::InvalidEventId(format!("`{}` is not an event id of ours", echo(text)))
+        })
 }
 
 /// `<ms>-<seq>` or `<ms>-<seq>.<feed>`, as [`sse_id`] writes them.
@@ -457,14 +675,21 @@ impl Filter {
 /// Where live events come from.
 enum Source {
     User(UserSubscription),
-    All(Receiver<Live>),
+    All(AllSubscription),
 }
 
 impl Source {
     async fn recv(&mut self) -> Result<Live, RecvError> {
         match self {
             Source::User(subscription) => subscription.receiver().recv().await,
-            Source::All(receiver) => receiver.recv().await,
+            Source::All(subscription) => subscription.receiver().recv().await,
+        }
+    }
+
+    fn registered(&self) -> &Registered {
+        match self {
+            Source::User(subscription) => subscription.registered(),
+            Source::All(subscription) => subscription.registered(),
         }
     }
 }
@@ -475,14 +700,18 @@ struct Feed {
     source: Source,
     filter: Filter,
     log: EventLog,
-    /// The last stream position this feed has dealt with (sent or filtered
+    /// Per shard (index = shard; only the shards the stream reads are
+    /// used): the last position this feed has dealt with (sent or filtered
     /// out); live events at or before it are skipped.
-    position: Option<EventId>,
-    /// Catching up from the stream after this id, when `Some`.
-    replay_after: Option<EventId>,
+    position: Vec<Option<EventId>>,
+    /// Per shard: the position up to which the client has been sent
+    /// events, what the all-users stream's ids carry.
+    sent: Vec<Option<EventId>>,
+    /// The shards to catch up from Redis (after their `position`).
+    replaying: Vec<usize>,
     backlog: VecDeque<Event>,
     /// Whether the next catch-up read starts a catch-up, which first checks
-    /// that the stream still keeps the events after its position.
+    /// that the shards still keep the events after their positions.
     check_expiry: bool,
     greeted: bool,
     /// Sent right after the greeting: why the stream does not resume where
@@ -509,38 +738,42 @@ impl Feed {
         slot: StreamSlot,
         feed: Option<FeedGuard>,
     ) -> Feed {
-        let (position, check_expiry) = match start {
-            Start::Resume(id) => (Some(id), true),
-            Start::After(id) | Start::Lost { newest: id, .. } => (Some(id), false),
-            Start::Live => (None, false),
-        };
-        let opening_notice = match start {
-            Start::Lost { asked, newest } => Some(Notice {
-                code: "events_lost",
-                message: format!(
-                    "the event stream holds nothing after {asked} (it was reset or lost); \
-                     events since then may be missing; continuing after {newest}"
-                ),
-            }),
-            Start::Resume(_) | Start::After(_) | Start::Live => None,
-        };
+        let shards = state.events.shards();
+        let mut position = vec![None; shards];
+        let mut replaying = Vec::new();
+        for shard in &start.shards {
+            position[shard.shard] = shard.position;
+            if shard.replay {
+                replaying.push(shard.shard);
+            }
+        }
+        let check_expiry = !replaying.is_empty();
+        // A resumed stream reads what it missed from Redis first; live
+        // events at or before its position are then skipped. A new one
+        // subscribed before reading its position (`start_position`), so the
+        // relay brings it everything after, unless the relay of a shard
+        // started after that position: then it catches up there too.
+        let offers: Vec<(usize, Option<EventId>)> = start
+            .shards
+            .iter()
+            .map(|shard| (shard.shard, shard.offer))
+            .collect();
+        for shard in source.registered().started(&offers) {
+            if !replaying.contains(&shard) && position[shard].is_some() {
+                replaying.push(shard);
+            }
+        }
         Feed {
             source,
             filter,
             log: state.events.clone(),
+            sent: position.clone(),
             position,
-            // A resumed stream reads what it missed from Redis first; live
-            // events at or before its position are then skipped. A new one
-            // subscribed before reading its position (`start_position`), so
-            // the relay brings it everything after.
-            replay_after: match start {
-                Start::Resume(id) => Some(id),
-                Start::After(_) | Start::Lost { .. } | Start::Live => None,
-            },
+            replaying,
             backlog: VecDeque::new(),
             check_expiry,
             greeted: false,
-            opening_notice,
+            opening_notice: start.notice,
             shutdown: state.shutdown.clone(),
             finished: false,
             metrics: state.metrics().clone(),
@@ -587,13 +820,19 @@ impl Feed {
         error_event(notice)
     }
 
+    /// `event` as sent, its shard's sent position moved to it.
+    fn send(&mut self, event: &Event) -> sse::Event {
+        self.sent[event.shard] = Some(event.id);
+        data(event, &self.filter, &self.sent)
+    }
+
     async fn next_event(&mut self) -> Option<sse::Event> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
-                return Some(data(&event, &self.filter));
+                return Some(self.send(&event));
             }
-            if let Some(after) = self.replay_after {
-                match self.replay_chunk(after).await {
+            if !self.replaying.is_empty() {
+                match self.replay_chunk().await {
                     Ok(Some(notice)) => return Some(self.notice(&notice)),
                     Ok(None) => continue,
                     Err(notice) => {
@@ -606,23 +845,22 @@ impl Feed {
             }
             match self.source.recv().await {
                 Ok(Live::Event(event)) => {
-                    if self.position.is_some_and(|position| event.id <= position) {
+                    let shard = event.shard;
+                    if self.position[shard].is_some_and(|position| event.id <= position) {
                         continue;
                     }
-                    self.position = Some(event.id);
+                    self.position[shard] = Some(event.id);
                     if self.filter.admits(&event) {
-                        return Some(data(&event, &self.filter));
+                        return Some(self.send(&event));
                     }
                 }
                 Ok(Live::Notice(notice)) => return Some(self.notice(&notice)),
-                Err(RecvError::Lagged(missed)) => match self.position {
-                    Some(position) => {
-                        self.metrics.sse_lagged(missed);
-                        self.replay_after = Some(position);
-                        self.check_expiry = true;
-                    }
-                    None => {
-                        self.metrics.sse_lagged(missed);
+                Err(RecvError::Lagged(missed)) => {
+                    self.metrics.sse_lagged(missed);
+                    let known: Vec<usize> = (0..self.position.len())
+                        .filter(|&shard| self.position[shard].is_some())
+                        .collect();
+                    if known.is_empty() {
                         return Some(self.notice(&Notice {
                             code: "lagged",
                             message: format!(
@@ -631,58 +869,71 @@ impl Feed {
                             ),
                         }));
                     }
-                },
+                    self.replaying = known;
+                    self.check_expiry = true;
+                }
                 Err(RecvError::Closed) => return None,
             }
         }
     }
 
-    /// Reads the next chunk of missed events into the backlog. `Ok(Some)`
-    /// carries a notice to send first; `Err` one saying the catch-up failed.
-    async fn replay_chunk(&mut self, after: EventId) -> Result<Option<Notice>, Notice> {
+    /// Reads the next chunk of missed events of the shards being caught up
+    /// into the backlog, oldest first. `Ok(Some)` carries a notice to send
+    /// first; `Err` one saying the catch-up failed.
+    async fn replay_chunk(&mut self) -> Result<Option<Notice>, Notice> {
         let unavailable = |error: txwatch_cache::CacheError| Notice {
             code: "service_unavailable",
             message: format!("missed events cannot be read right now ({error}); retrying"),
         };
         let mut notice = None;
         if self.check_expiry {
-            // The start of a catch-up: were events dropped from the stream?
-            if let Some(first) = self.log.first_id().await.map_err(unavailable)?
-                && after < first
-                && after != (EventId { ms: 0, seq: 0 })
-            {
-                notice = Some(Notice {
-                    code: "events_expired",
-                    message: format!(
-                        "events after {after} may be no longer kept (the stream keeps about \
-                         {} events); continuing from {first}",
-                        self.log.retention()
-                    ),
-                });
+            // The start of a catch-up: were events dropped from the shards?
+            for &shard in &self.replaying {
+                let after = self.position[shard].unwrap_or(EventId::ZERO);
+                if let Some(first) = self.log.first_id(shard).await.map_err(unavailable)?
+                    && after < first
+                    && after != EventId::ZERO
+                {
+                    notice = Some(Notice {
+                        code: "events_expired",
+                        message: format!(
+                            "events after {after} may be no longer kept (the event log keeps \
+                             about {} events); continuing from {first}",
+                            self.log.retention()
+                        ),
+                    });
+                    break;
+                }
             }
         }
         self.check_expiry = false;
-        let events = self
+        let from: Vec<(usize, EventId)> = self
+            .replaying
+            .iter()
+            .map(|&shard| (shard, self.position[shard].unwrap_or(EventId::ZERO)))
+            .collect();
+        let mut events = self
             .log
-            .read_after(after, REPLAY_CHUNK, None)
+            .read_shards(&from, REPLAY_CHUNK, None)
             .await
             .map_err(unavailable)?;
-        match events.last() {
-            Some(last) => {
-                self.replay_after = Some(last.id);
-                self.position = Some(last.id);
-            }
-            None => self.replay_after = None,
+        let mut done = self.replaying.clone();
+        for event in &events {
+            self.position[event.shard] = Some(event.id);
+            done.retain(|&shard| shard != event.shard);
         }
+        self.replaying.retain(|shard| !done.contains(shard));
+        // Each shard's events stay in order; across shards, by time.
+        events.sort_by_key(|event| event.id);
         self.backlog
             .extend(events.into_iter().filter(|event| self.filter.admits(event)));
         Ok(notice)
     }
 }
 
-fn data(event: &Event, filter: &Filter) -> sse::Event {
+fn data(event: &Event, filter: &Filter, sent: &[Option<EventId>]) -> sse::Event {
     let json = String::from_utf8_lossy(&event.data).into_owned();
-    sse::Data::new(json).id(sse_id(event, filter)).into()
+    sse::Data::new(json).id(sse_id(event, filter, sent)).into()
 }
 
 fn error_event(notice: &Notice) -> sse::Event {

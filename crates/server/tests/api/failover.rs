@@ -229,7 +229,7 @@ async fn killing_a_master_during_ingest_loses_no_acknowledged_transaction() {
     );
     let first = cluster.ports()[0];
     let victim = cluster
-        .master_of(first, &keys.events())
+        .master_of(first, &keys.event_shard(0))
         .expect("a master serves the event stream");
     let survivor = cluster
         .ports()
@@ -246,7 +246,7 @@ async fn killing_a_master_during_ingest_loses_no_acknowledged_transaction() {
             "no failover within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Some(master) = cluster.master_of(survivor, &keys.events())
+        if let Some(master) = cluster.master_of(survivor, &keys.event_shard(0))
             && master != victim
             && cluster.ok_without(victim)
         {

@@ -26,6 +26,27 @@ pub(crate) struct TestApp {
     pub(crate) repository: TransactionRepository,
     pub(crate) redis: TestRedis,
     pub(crate) db: TestDatabase,
+    /// The server's `redis.event_shards`.
+    pub(crate) event_shards: usize,
+}
+
+/// Every event kept in the event log of `redis`'s prefix with `shards`
+/// shards, shard by shard, each shard's in order.
+pub(crate) async fn every_event(redis: &TestRedis, shards: usize) -> Vec<txwatch_cache::Event> {
+    let log = txwatch_cache::EventLog::new(redis.pool().clone(), redis.keys(), 1_000_000, shards);
+    let mut events = Vec::new();
+    for shard in 0..shards {
+        let mut after = txwatch_cache::EventId::ZERO;
+        loop {
+            let chunk = within(log.read_after(shard, after, 1000, None))
+                .await
+                .expect("events read");
+            let Some(last) = chunk.last() else { break };
+            after = last.id;
+            events.extend(chunk);
+        }
+    }
+    events
 }
 
 /// A JSON response.
@@ -66,6 +87,7 @@ pub(crate) async fn spawn_app_on_redis(
     settings.database = db.config().clone();
     settings.redis = redis.config().clone();
     adjust(&mut settings);
+    let event_shards = settings.redis.event_shards;
     let application = within(Application::build(settings))
         .await
         .expect("server starts");
@@ -82,6 +104,7 @@ pub(crate) async fn spawn_app_on_redis(
         repository,
         redis,
         db,
+        event_shards,
     }
 }
 

@@ -274,9 +274,10 @@ async fn a_subscriber_that_falls_behind_catches_up_without_skipping_or_repeating
 #[tokio::test]
 async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start() {
     use rand::{Rng, SeedableRng};
-    use txwatch_cache::{EventId, EventLog};
+    use txwatch_cache::EventId;
 
-    let app = spawn_app().await;
+    // Every event kept, so the check below sees all of them.
+    let app = spawn_app_with(|settings| settings.redis.event_retention = 1_000_000).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poster = {
         let (client, address, stop) = (app.client.clone(), app.address.clone(), stop.clone());
@@ -303,7 +304,9 @@ async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start()
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     // (resumed after, ids received) per stream.
-    let mut sessions: Vec<(Option<String>, Vec<String>)> = Vec::new();
+    // (SSE id, transaction id) of one event received.
+    type Received = (String, String);
+    let mut sessions: Vec<(Option<String>, Vec<Received>)> = Vec::new();
     let mut last_seen: Option<String> = None;
     for session in 0..16 {
         // Every other stream resumes from the last id the previous one saw.
@@ -314,16 +317,20 @@ async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start()
         };
         let mut stream = all_stream(&app, "", resume.as_deref()).await;
         let span = Duration::from_millis(rng.random_range(50..250));
-        let ids: Vec<String> = stream
+        // (SSE id, transaction id) of each event received.
+        let ids: Vec<(String, String)> = stream
             .collect_for(span)
             .await
             .into_iter()
             .filter(SseEvent::is_transaction)
-            .map(|event| event.id.expect("transactions carry ids"))
+            .map(|event| {
+                let txn = event.json()["id"].as_str().expect("an id").to_owned();
+                (event.id.expect("transactions carry ids"), txn)
+            })
             .collect();
         drop(stream);
         assert!(!ids.is_empty(), "stream {session} received nothing");
-        last_seen = ids.last().cloned();
+        last_seen = ids.last().map(|(id, _)| id.clone());
         sessions.push((resume, ids));
         // Long enough, often, for the relay to go idle and move its position.
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
@@ -331,51 +338,59 @@ async fn streams_opened_while_the_relay_is_idle_miss_nothing_after_their_start()
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let posted = within(poster).await.expect("poster");
 
-    let log = EventLog::new(app.redis.pool().clone(), app.redis.keys(), 1_000_000);
-    let mut stored: Vec<EventId> = Vec::new();
-    loop {
-        let after = stored.last().copied().unwrap_or(EventId::ZERO);
-        let chunk = within(log.read_after(after, 1000, None))
-            .await
-            .expect("events read");
-        if chunk.is_empty() {
-            break;
-        }
-        stored.extend(chunk.iter().map(|event| event.id));
-    }
+    let stored = crate::helpers::every_event(&app.redis, app.event_shards).await;
     assert_eq!(
         stored.len(),
         posted,
-        "every posted transaction is on the stream"
+        "every posted transaction is on the event log"
     );
+    // Where each transaction is: (shard, id).
+    let place: std::collections::HashMap<String, (usize, EventId)> = stored
+        .iter()
+        .map(|event| {
+            let body: serde_json::Value = serde_json::from_slice(&event.data).expect("JSON");
+            (
+                body["id"].as_str().expect("an id").to_owned(),
+                (event.shard, event.id),
+            )
+        })
+        .collect();
+    let positions =
+        |id: &str| txwatch_http::all_users_position(id).expect("an all-users stream id");
 
-    for (session, (resume, ids)) in sessions.iter().enumerate() {
-        let got: Vec<EventId> = ids
-            .iter()
-            .map(|id| id.parse().expect("an event id"))
-            .collect();
-        let last = *got.last().expect("not empty");
-        let expected: Vec<EventId> = match resume {
-            Some(after) => {
-                let after: EventId = after.parse().expect("an event id");
-                stored
-                    .iter()
-                    .copied()
-                    .filter(|id| *id > after && *id <= last)
-                    .collect()
-            }
-            None => stored
-                .iter()
-                .copied()
-                .filter(|id| *id >= got[0] && *id <= last)
-                .collect(),
+    for (session, (resume, got)) in sessions.iter().enumerate() {
+        let (first_id, first_txn) = got.first().expect("not empty");
+        let (last_id, _) = got.last().expect("not empty");
+        let last = positions(last_id);
+        // Where the stream started in each shard: after the resumed id, or
+        // (a new stream) where the first event's id says the other shards
+        // were; in the first event's own shard, at that event.
+        let (start, inclusive) = match resume {
+            Some(after) => (positions(after), None),
+            None => (positions(first_id), Some(place[first_txn])),
         };
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "stream {session} (resume {resume:?})"
-        );
-        assert_eq!(got, expected, "stream {session} (resume {resume:?})");
+        for shard in 0..app.event_shards {
+            let got_here: Vec<EventId> = got
+                .iter()
+                .map(|(_, txn)| place[txn])
+                .filter(|(at, _)| *at == shard)
+                .map(|(_, id)| id)
+                .collect();
+            let expected: Vec<EventId> = stored
+                .iter()
+                .filter(|event| event.shard == shard)
+                .map(|event| event.id)
+                .filter(|id| match inclusive {
+                    Some((first_shard, first)) if first_shard == shard => *id >= first,
+                    _ => start[shard].is_none_or(|start| *id > start),
+                })
+                .filter(|id| last[shard].is_some_and(|last| *id <= last))
+                .collect();
+            assert_eq!(
+                got_here, expected,
+                "stream {session} (resume {resume:?}), shard {shard}"
+            );
+        }
     }
 }
 

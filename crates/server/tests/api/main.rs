@@ -25,4 +25,5 @@ mod server_process;
 mod shutdown;
 mod simulation;
 mod sse_client;
+mod sse_shards;
 mod steady;

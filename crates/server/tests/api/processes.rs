@@ -181,8 +181,9 @@ async fn each_process_drives_its_own_connections_feeds_and_a_feed_resumes_on_the
         .expect("an event id")
         .parse()
         .expect("a position");
-    let log = EventLog::new(redis.pool().clone(), redis.keys(), 10_000);
-    let published: Vec<String> = within(log.read_after(after, 10_000, None))
+    let log = EventLog::new(redis.pool().clone(), redis.keys(), 10_000, 8);
+    let shard = log.shard_of(UserId(user));
+    let published: Vec<String> = within(log.read_after(shard, after, 10_000, None))
         .await
         .expect("the event log")
         .into_iter()

@@ -7,7 +7,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 use txwatch_cache::testing::TestRedis;
-use txwatch_cache::{EventId, EventLog};
 use txwatch_domain::UserId;
 use txwatch_storage::testing::TestDatabase;
 use uuid::Uuid;
@@ -173,20 +172,11 @@ async fn sigterm_ends_streams_cleanly_and_loses_no_acknowledged_transaction() {
     assert!(acknowledged.len() >= 300);
 
     // ...and every stored one was published before the process exited.
-    let log = EventLog::new(redis.pool().clone(), redis.keys(), 1_000_000);
     let mut published: HashSet<Uuid> = HashSet::new();
-    let mut after = EventId::ZERO;
-    loop {
-        let events = within(log.read_after(after, 1000, None))
-            .await
-            .expect("events");
-        let Some(last) = events.last() else { break };
-        after = last.id;
-        for event in &events {
-            assert_eq!(event.user_id, UserId(user));
-            let body: serde_json::Value = serde_json::from_slice(&event.data).expect("event JSON");
-            published.insert(body["id"].as_str().expect("id").parse().expect("uuid"));
-        }
+    for event in crate::helpers::every_event(&redis, 8).await {
+        assert_eq!(event.user_id, UserId(user));
+        let body: serde_json::Value = serde_json::from_slice(&event.data).expect("event JSON");
+        published.insert(body["id"].as_str().expect("id").parse().expect("uuid"));
     }
     assert_eq!(published, stored, "stored and published differ");
 
