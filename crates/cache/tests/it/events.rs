@@ -373,7 +373,7 @@ async fn a_feed_field_that_is_not_eight_bytes_is_reported_as_corrupt() {
 async fn events_of_many_users_spread_over_every_shard_each_user_in_one() {
     let redis = within(TestRedis::create()).await;
     let events = EventLog::new(redis.pool().clone(), redis.keys(), 100_000, 8);
-    let users: Vec<UserId> = (0..64).map(|_| new_user()).collect();
+    let users: Vec<UserId> = (0..200).map(|_| new_user()).collect();
     let payloads: Vec<Vec<u8>> = (0..users.len() * 3)
         .map(|n| format!("{{\"n\":{n}}}").into_bytes())
         .collect();

@@ -126,11 +126,28 @@ async fn an_idle_process_reads_no_events_until_a_stream_opens_and_after_it_close
     }
 }
 
+/// 24 new users, three of each of `shards` shards (random users leave a
+/// shard empty about one time in three).
+fn three_users_in_each_of(shards: usize) -> Vec<String> {
+    let mut per_shard = vec![0; shards];
+    let mut users = Vec::new();
+    while users.len() < 3 * shards {
+        let user = new_user();
+        let id = txwatch_domain::UserId(user.parse().expect("a uuid"));
+        let shard = txwatch_cache::shard_of(id, shards);
+        if per_shard[shard] < 3 {
+            per_shard[shard] += 1;
+            users.push(user);
+        }
+    }
+    users
+}
+
 #[tokio::test]
 async fn the_all_users_stream_resumes_across_shards_with_exactly_the_missed_events() {
     let app = spawn_app_with(|_| {}).await;
     assert_eq!(app.event_shards, 8);
-    let users: Vec<String> = (0..24).map(|_| new_user()).collect();
+    let users = three_users_in_each_of(8);
     let mut stream = all_stream(&app, "", None).await;
     let first = post_rounds(&app, &users, 3).await;
     let mut seen: Vec<SseEvent> = Vec::new();
