@@ -222,6 +222,32 @@ impl EventLog {
         &self.keys[shard]
     }
 
+    /// Runs `pipe` in one round trip and returns one reply per command,
+    /// `expected` of them. A command's error stays in its reply (so
+    /// `WRONGTYPE` can be told apart per key); a reply count other than
+    /// `expected` is an unexpected reply, described by `what`.
+    async fn run_each(
+        &self,
+        mut pipe: redis::Pipeline,
+        expected: usize,
+        what: &'static str,
+    ) -> Result<Vec<Value>, CacheError> {
+        pipe.ignore_errors();
+        let pipe = &pipe;
+        let replies: Vec<Value> = self
+            .shared
+            .run(|mut connection| async move {
+                pipe.query_async(&mut connection)
+                    .await
+                    .map_err(CacheError::from)
+            })
+            .await?;
+        if replies.len() != expected {
+            return Err(CacheError::unexpected_reply(what, &Value::Array(replies)));
+        }
+        Ok(replies)
+    }
+
     /// Appends `events` in one round trip (none for no events), each to its
     /// user's shard, in order, trimming each shard to about its part of
     /// [`retention`](Self::retention), and returns their ids (each in its
@@ -256,23 +282,9 @@ impl EventLog {
                 xadd.arg("f").arg(&feed.0.to_be_bytes()[..]);
             }
         }
-        // Errors stay in their replies, so `WRONGTYPE` can be told apart.
-        pipe.ignore_errors();
-        let pipe = &pipe;
-        let replies: Vec<Value> = self
-            .shared
-            .run(|mut connection| async move {
-                pipe.query_async(&mut connection)
-                    .await
-                    .map_err(CacheError::from)
-            })
+        let replies = self
+            .run_each(pipe, events.len(), "XADD must answer once per event")
             .await?;
-        if replies.len() != events.len() {
-            return Err(CacheError::unexpected_reply(
-                "XADD must answer once per event",
-                &Value::Array(replies),
-            ));
-        }
         replies
             .iter()
             .zip(events)
@@ -420,22 +432,9 @@ impl EventLog {
                 .arg("COUNT")
                 .arg(1);
         }
-        pipe.ignore_errors();
-        let pipe = &pipe;
-        let replies: Vec<Value> = self
-            .shared
-            .run(|mut connection| async move {
-                pipe.query_async(&mut connection)
-                    .await
-                    .map_err(CacheError::from)
-            })
+        let replies = self
+            .run_each(pipe, shards.len(), "XREVRANGE must answer once per shard")
             .await?;
-        if replies.len() != shards.len() {
-            return Err(CacheError::unexpected_reply(
-                "XREVRANGE must answer once per shard",
-                &Value::Array(replies),
-            ));
-        }
         replies
             .into_iter()
             .zip(shards)
