@@ -125,3 +125,46 @@ with open(f"{work}/users.lua", "w") as f:
     f.write("users = {\n" + "".join(f'  "{u}",\n' for u in ids) + "}\n")
 PY
 }
+
+# ingest_scripts DIR: wrk scripts over the bodies of ingest_bodies DIR:
+# batch.lua posts the 40 batches in turn, single.lua one transaction of a
+# random user per request; each prints its count of failed requests.
+ingest_scripts() {
+  local work=$1
+  cat >"$work/batch.lua" <<LUA
+local bodies = {}
+for i = 1, 40 do
+  local f = assert(io.open("$work/batch-" .. i .. ".json"))
+  bodies[i] = f:read("*a")
+  f:close()
+end
+local headers = { ["Content-Type"] = "application/json" }
+local n = 0
+local bad = 0
+request = function()
+  n = n % #bodies + 1
+  return wrk.format("POST", "/transactions/batch", headers, bodies[n])
+end
+response = function(status)
+  if status ~= 200 then bad = bad + 1 end
+end
+done = function(summary)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("non-200: %d\n", errors))
+end
+LUA
+  cat >"$work/single.lua" <<LUA
+dofile("$work/users.lua")
+math.randomseed(11)
+local headers = { ["Content-Type"] = "application/json" }
+request = function()
+  local body = string.format('{"user_id":"%s","amount":"%d.%02d"}',
+    users[math.random(#users)], math.random(10, 500), math.random(0, 99))
+  return wrk.format("POST", "/transactions", headers, body)
+end
+done = function(summary)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("non-2xx: %d\n", errors))
+end
+LUA
+}

@@ -25,43 +25,7 @@ recreate_db $DB
 # user list for single posts.
 ingest_bodies "$work" "$USERS"
 
-cat >"$work/batch.lua" <<LUA
-local bodies = {}
-for i = 1, 40 do
-  local f = assert(io.open("$work/batch-" .. i .. ".json"))
-  bodies[i] = f:read("*a")
-  f:close()
-end
-local headers = { ["Content-Type"] = "application/json" }
-local n = 0
-local bad = 0
-request = function()
-  n = n % #bodies + 1
-  return wrk.format("POST", "/transactions/batch", headers, bodies[n])
-end
-response = function(status)
-  if status ~= 200 then bad = bad + 1 end
-end
-done = function(summary)
-  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format("non-200: %d\n", errors))
-end
-LUA
-
-cat >"$work/single.lua" <<LUA
-dofile("$work/users.lua")
-math.randomseed(11)
-local headers = { ["Content-Type"] = "application/json" }
-request = function()
-  local body = string.format('{"user_id":"%s","amount":"%d.%02d"}',
-    users[math.random(#users)], math.random(10, 500), math.random(0, 99))
-  return wrk.format("POST", "/transactions", headers, body)
-end
-done = function(summary)
-  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format("non-2xx: %d\n", errors))
-end
-LUA
+ingest_scripts "$work"
 
 start_server "$work/server.log"
 server=$SERVER

@@ -55,29 +55,7 @@ mapfile -t master_ports < <(masters)
 echo "Redis masters: ${master_ports[*]}; Postgres primary $primary, standby $standby"
 
 ingest_bodies "$work" "$USERS"
-cat >"$work/batch.lua" <<LUA
-local bodies = {}
-for i = 1, 40 do
-  local f = assert(io.open("$work/batch-" .. i .. ".json"))
-  bodies[i] = f:read("*a")
-  f:close()
-end
-local headers = { ["Content-Type"] = "application/json" }
-local n = math.random(40)
-request = function()
-  n = n % #bodies + 1
-  return wrk.format("POST", "/transactions/batch", headers, bodies[n])
-end
-LUA
-cat >"$work/single.lua" <<LUA
-dofile("$work/users.lua")
-local headers = { ["Content-Type"] = "application/json" }
-request = function()
-  local body = string.format('{"user_id":"%s","amount":"%d.%02d"}',
-    users[math.random(#users)], math.random(10, 500), math.random(0, 99))
-  return wrk.format("POST", "/transactions", headers, body)
-end
-LUA
+ingest_scripts "$work"
 
 stored() { psql "$DATABASE_URL" -tAc "select count(*) from transactions"; }
 wal_lsn() { psql "$primary/postgres" -tAc "select pg_current_wal_lsn()"; }
